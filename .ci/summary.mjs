@@ -1,0 +1,18 @@
+// Reads vitest's JSON report and prints the plain closing line CI reads. A failed typecheck or
+// build (no report) counts as one failure; a non-zero exit with no failed test counts as one too.
+import { existsSync, readFileSync } from 'node:fs'
+
+const [file, statusText] = process.argv.slice(2)
+const status = Number(statusText)
+let passed = 0
+let failed = 0
+if (existsSync(file)) {
+  const report = JSON.parse(readFileSync(file, 'utf8'))
+  passed = report.numPassedTests
+  failed = report.numFailedTests
+  const skipped = report.numPendingTests + (report.numTodoTests ?? 0)
+  if (skipped > 0) console.log(`note: ${skipped} tests were skipped`)
+}
+if (status !== 0 && failed === 0) failed = 1
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(status !== 0 || failed > 0 || passed === 0 ? 1 : 0)

@@ -1,0 +1,81 @@
+/**
+ * The entry point: one object with the ky hooks and the session's controls.
+ *
+ * @module
+ */
+import type { Hooks } from 'ky'
+import { createHooks } from './ky/hooks.js'
+import { createSession, type GetTokenOptions, type SessionEvents, type SessionOptions } from './session.js'
+import type { TokenResponseBody, TokenSet, TokenStorage } from './types.js'
+import { originMatcher } from './utils/origin.js'
+
+/** Options for {@link createTokenAuth}. */
+export interface TokenAuthOptions extends SessionOptions {
+  /**
+   * The origins that receive the token: exact `scheme://host:port` matches, or a predicate.
+   * Default: the grant's token-endpoint origin. Any other origin gets no token, even through
+   * the same ky instance.
+   * > [!WARNING]
+   * > Every listed origin can use the token. List only the API that issued it.
+   */
+  origins?: readonly string[] | ((url: URL) => boolean)
+  /**
+   * Headers sent along with the token, only to allowed origins, e.g. DokStamp's
+   * `{ 'X-Tenant': 'acme' }`.
+   */
+  headers?: Record<string, string>
+}
+
+/** What {@link createTokenAuth} returns. */
+export interface TokenAuth {
+  /**
+   * The ky hooks: pass to `ky.create({ hooks: auth.hooks })` or `api.extend({ hooks: auth.hooks })`.
+   * Per request, `context: { auth: false }` skips authentication and `context: { authKey }` picks
+   * a token set.
+   */
+  readonly hooks: Hooks
+  /** The storage adapter in use. */
+  readonly storage: TokenStorage
+  /** A valid access token for non-ky callers; refreshes (once, shared) when needed. */
+  getAccessToken(options?: GetTokenOptions): Promise<string>
+  /** Store tokens obtained elsewhere (after sign-in or an OAuth callback): a token response body or a `TokenSet`. */
+  setTokens(tokens: TokenResponseBody | TokenSet, options?: { key?: string }): Promise<void>
+  /**
+   * Sign out: delete stored tokens first, cancel any refresh in flight (its result is discarded),
+   * then revoke at the server if the grant can (best-effort; failures become `error` events).
+   */
+  logout(options?: { key?: string; revoke?: boolean }): Promise<void>
+  /** Listen to an event; returns a function that removes the listener. */
+  on<E extends keyof SessionEvents>(type: E, listener: (event: SessionEvents[E]) => void): () => void
+}
+
+/**
+ * Create the token engine and its ky hooks.
+ *
+ * @example
+ * ```ts
+ * import ky from 'ky'
+ * import { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'
+ *
+ * const auth = createTokenAuth({
+ *   grant: refreshTokenGrant({ url: 'https://api.stemp.app/api/v1/apps/oauth2/refresh', body: 'json' }),
+ * })
+ * await auth.setTokens(tokenResponseFromSignIn)
+ * const api = ky.create({ prefix: 'https://api.stemp.app/api/v1', hooks: auth.hooks })
+ * const passes = await api.get('passes').json()
+ * ```
+ */
+export function createTokenAuth(options: TokenAuthOptions): TokenAuth {
+  const session = createSession(options)
+  const origins = options.origins ?? (options.grant.url ? [options.grant.url] : undefined)
+  if (!origins) throw new TypeError('"origins" is required when the grant has no token URL (e.g. staticToken()): list the API origins that may receive the token.')
+  const hooks = createHooks(session, originMatcher(origins), options.headers ?? {})
+  return {
+    hooks,
+    storage: session.storage,
+    getAccessToken: session.getAccessToken,
+    setTokens: (tokens, { key } = {}) => session.setTokens(tokens, key),
+    logout: ({ key, revoke } = {}) => session.logout(key, revoke),
+    on: session.on,
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Turning a token-endpoint `Response` into a validated {@link TokenSet}, or into a typed error.
+ * Every malformed field has one defined outcome; nothing yields `NaN` or infinite validity.
+ *
+ * @module
+ */
+import { decodeJwt } from 'jose/jwt/decode'
+import { TokenError, type TokenErrorCode } from '../errors.js'
+import type { TokenResponseBody, TokenSet } from '../types.js'
+
+/** Longest lifetime we believe (one year, in seconds); a larger `expires_in` is capped to it. */
+const MAX_LIFETIME = 31_536_000
+/** How much of a token-endpoint body we read (bytes); a larger body is refused. */
+const BODY_LIMIT = 65_536
+
+/** Options for {@link readTokenResponse}. */
+export interface ReadTokenResponseOptions {
+  /** The clock (epoch ms) that stamps `receivedAt`. Default `Date.now`. */
+  now?: () => number
+  /**
+   * What a 401/403 from this endpoint means: `session` (the refresh token is dead: delete it) or
+   * `client` (the client credentials or password were rejected). Default `session`.
+   */
+  rejected?: 'session' | 'client'
+  /** Values to scrub from any server text quoted in an error message. */
+  secrets?: readonly string[]
+}
+
+// A refresh token the server rotated in a response we otherwise rejected: the engine saves it,
+// because the old one is already spent and losing the new one would end the session.
+const rescued = new WeakMap<TokenError, string>()
+
+/** The rotated refresh token carried by a rejected token response, if any (engine use). */
+export function rescuedRefreshToken(error: unknown): string | undefined {
+  return error instanceof TokenError ? rescued.get(error) : undefined
+}
+
+/**
+ * Read and validate a token-endpoint response (RFC 6749 §5.1 / §5.2 and the vendor shapes of
+ * stemp, Starship Rewards and DokStamp). Resolves the token set; rejects with a `TokenError`
+ * whose code says what went wrong. Use it in custom grants.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-5
+ */
+export async function readTokenResponse(response: Response, options: ReadTokenResponseOptions = {}): Promise<TokenSet> {
+  const receivedAt = (options.now ?? Date.now)()
+  const where = describeURL(response.url)
+  const text = await readCapped(response)
+  let body: unknown
+  try {
+    body = text === undefined ? undefined : JSON.parse(text)
+  } catch {}
+  const record = isRecord(body) ? body : undefined
+  const errorCode = record && errorCodeOf(record)
+  if (!response.ok || (errorCode && !record?.access_token)) {
+    throw endpointError(response, record, errorCode, where, options)
+  }
+  if (!record) {
+    const type = response.headers.get('content-type')?.split(';')[0] ?? 'no content type'
+    throw new TokenError(
+      'ERR_TOKEN_RESPONSE_INVALID',
+      text === undefined
+        ? `The token endpoint ${where} sent a body over ${BODY_LIMIT} bytes; refused. Check the token URL.`
+        : `The token endpoint ${where} answered ${response.status} with a body that is not a JSON object (${type}). Check the token URL and that no proxy or login page answers in its place.`,
+      { status: response.status, response },
+    )
+  }
+  return toTokenSet(record, receivedAt, where)
+}
+
+/**
+ * Validate a parsed token response body and compute its expiry. Throws `ERR_TOKEN_RESPONSE_INVALID`
+ * naming the bad field. `receivedAt` is when the body arrived (epoch ms).
+ */
+export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number, where = 'the token response'): TokenSet {
+  const invalid = (field: string, why: string): never => {
+    const error = new TokenError(
+      'ERR_TOKEN_RESPONSE_INVALID',
+      `${where} has an unusable "${field}": ${why}. Stored tokens were kept; check the server or the grant's settings.`,
+    )
+    if (typeof body.refresh_token === 'string' && body.refresh_token) rescued.set(error, body.refresh_token)
+    return error as never
+  }
+  const { access_token, token_type, expires_in, refresh_token, scope } = body
+  if (typeof access_token !== 'string' || !access_token) throw invalid('access_token', 'missing or empty')
+  if (token_type !== undefined && token_type !== null && String(token_type).toLowerCase() !== 'bearer') {
+    throw invalid('token_type', `only Bearer is supported, got ${JSON.stringify(String(token_type).slice(0, 20))}`)
+  }
+  if (refresh_token !== undefined && refresh_token !== null && (typeof refresh_token !== 'string' || !refresh_token)) {
+    throw invalid('refresh_token', 'must be a non-empty string, null or absent')
+  }
+  const tokens: TokenSet = { accessToken: access_token, receivedAt }
+  if (refresh_token) tokens.refreshToken = refresh_token
+  if (typeof scope === 'string') tokens.scope = scope
+  let lifetime: number | undefined
+  if (expires_in !== undefined && expires_in !== null) {
+    lifetime = typeof expires_in === 'number' || (typeof expires_in === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(expires_in))
+      ? Number(expires_in)
+      : Number.NaN
+    if (!Number.isFinite(lifetime)) throw invalid('expires_in', 'not a number of seconds')
+    if (lifetime <= 0) throw invalid('expires_in', 'must be a positive number of seconds')
+  } else {
+    lifetime = jwtLifetime(access_token, receivedAt)
+  }
+  if (lifetime !== undefined) tokens.expiresAt = receivedAt + Math.min(lifetime, MAX_LIFETIME) * 1000
+  return tokens
+}
+
+// Seconds until a JWT access token expires. With `iat`, `exp - iat` is a lifetime measured on the
+// server's clock alone, so client/server skew cancels out; without it, `exp` is absolute.
+function jwtLifetime(token: string, receivedAt: number): number | undefined {
+  let claims
+  try {
+    claims = decodeJwt(token)
+  } catch {
+    return undefined // opaque token: rely on 401-driven refresh
+  }
+  const { exp, iat } = claims
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return undefined
+  const lifetime = typeof iat === 'number' && Number.isFinite(iat) && iat <= exp ? exp - iat : exp - receivedAt / 1000
+  return Math.max(lifetime, 0.001)
+}
+
+function endpointError(
+  response: Response,
+  body: Record<string, unknown> | undefined,
+  error: string | undefined,
+  where: string,
+  options: ReadTokenResponseOptions,
+): TokenError {
+  const { status } = response
+  const rejected = options.rejected ?? 'session'
+  const said = body ? describeBody(body, options.secrets ?? []) : ''
+  const retryAfter = parseRetryAfter(response.headers.get('retry-after'))
+  const details = { status, response, ...(error && { error }), ...(retryAfter !== undefined && { retryAfter }) }
+  let code: TokenErrorCode = 'ERR_TOKEN_ENDPOINT'
+  let next = status >= 500 || status === 429 ? 'The server is failing or rate limiting; try again later.' : 'Check the grant settings (URL, body encoding, client authentication).'
+  if (error === 'invalid_client' || (rejected === 'client' && (status === 401 || status === 403))) {
+    code = 'ERR_INVALID_CLIENT'
+    next = 'The client credentials (or login) were rejected: check them, or ask the provider whether they were rotated.'
+  } else if (error === 'invalid_grant' || (rejected === 'session' && (status === 401 || status === 403))) {
+    code = 'ERR_SESSION_ENDED'
+    next = 'The refresh token was rejected, so the stored tokens were deleted. Sign the user in again and call setTokens().'
+  }
+  return new TokenError(code, `The token endpoint ${where} answered ${status}${said}. ${next}`, details)
+}
+
+/** `origin + pathname` only: a query string may carry secrets. */
+export function describeURL(url: string): string {
+  try {
+    const { origin, pathname } = new URL(url)
+    return origin + pathname
+  } catch {
+    return '(unknown URL)'
+  }
+}
+
+function errorCodeOf(body: Record<string, unknown>): string | undefined {
+  const { error } = body
+  if (typeof error === 'string') return error
+  if (isRecord(error) && typeof error.code === 'string') return error.code // stemp: {error:{code,message}}
+  return undefined
+}
+
+function describeBody(body: Record<string, unknown>, secrets: readonly string[]): string {
+  const code = errorCodeOf(body)
+  const nested = isRecord(body.error) ? body.error.message : undefined
+  const text = [body.error_description, body.message, nested].find((value) => typeof value === 'string') as string | undefined
+  let out = code ? ` ${code}` : ''
+  if (text) out += `: "${scrub(text.slice(0, 200), secrets)}"`
+  return out
+}
+
+/** Replace every secret in `text`; the library's defence against servers that echo credentials. */
+export function scrub(text: string, secrets: readonly string[]): string {
+  for (const secret of secrets) if (secret && secret.length >= 4) text = text.split(secret).join('[redacted]')
+  return text
+}
+
+/** `Retry-After` as seconds (delta-seconds or HTTP date), or `undefined`. */
+export function parseRetryAfter(value: string | null): number | undefined {
+  if (!value) return undefined
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000
+  return Number.isFinite(seconds) ? Math.max(0, seconds) : undefined
+}
+
+/** @internal Read at most `limit` bytes of a body as text; `undefined` when it is larger (the rest is cancelled). */
+export async function readCapped(response: Response, limit = BODY_LIMIT): Promise<string | undefined> {
+  if (!response.body) return ''
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > limit) {
+      reader.cancel().catch(() => {})
+      return undefined
+    }
+    chunks.push(value)
+  }
+  const bytes = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return new TextDecoder().decode(bytes)
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
