@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isTokenError } from '../errors.js'
+import { TokenError, isTokenError } from '../errors.js'
 import type { Grant } from '../types.js'
 import { assertURL } from './refresh-token.js'
 import { callTokenEndpoint, type TokenEndpointOptions } from './token-endpoint.js'
@@ -25,8 +25,9 @@ export interface JSONLoginGrantOptions extends TokenEndpointOptions {
 
 /**
  * Log in with JSON credentials and keep the session alive with the JSON refresh endpoint.
- * A rejected refresh token triggers one fresh login; rejected credentials (a 401 at login, e.g.
- * after the provider rotated them) are `ERR_INVALID_CLIENT`.
+ * A rejected refresh token triggers one fresh login. Rejected credentials (a 401 at login, e.g.
+ * after the provider rotated them) are `ERR_INVALID_CLIENT`; when they follow a rejected refresh
+ * token the error is `ERR_SESSION_ENDED` (stored tokens deleted) with the login failure as `cause`.
  *
  * > [!WARNING]
  * > Server-side use only. The password stays in this process's memory and is never written to
@@ -50,6 +51,7 @@ export function jsonLoginGrant(options: JSONLoginGrantOptions): Grant {
     url: options.loginUrl,
     secrets: fixed ? Object.values(fixed) : [],
     async request(current, context) {
+      let ended: TokenError | undefined
       if (options.refreshUrl && current?.refreshToken) {
         try {
           return await callTokenEndpoint(
@@ -58,13 +60,25 @@ export function jsonLoginGrant(options: JSONLoginGrantOptions): Grant {
           )
         } catch (error) {
           if (!isTokenError(error, 'ERR_SESSION_ENDED')) throw error
+          ended = error
         }
       }
       const credentials = fixed ?? (await (options.credentials as () => Record<string, string>)())
-      return callTokenEndpoint(
-        { ...options, url: options.loginUrl, encoding: 'json', fields: credentials, idempotent: true, rejected: 'client', secrets: Object.values(credentials) },
-        context,
-      )
+      try {
+        return await callTokenEndpoint(
+          { ...options, url: options.loginUrl, encoding: 'json', fields: credentials, idempotent: true, rejected: 'client', secrets: Object.values(credentials) },
+          context,
+        )
+      } catch (error) {
+        // The stored refresh token is dead either way: report the session as ended (so storage is
+        // cleared) and keep the login failure as the cause.
+        if (!ended || !isTokenError(error)) throw error
+        throw new TokenError('ERR_SESSION_ENDED', `The refresh token was rejected and logging in again failed: ${error.message}`, {
+          cause: error,
+          ...(ended.error !== undefined && { error: ended.error }),
+          ...(error.status !== undefined && { status: error.status }),
+        })
+      }
     },
   }
 }
