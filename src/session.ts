@@ -72,6 +72,7 @@ export function createSession(options: SessionOptions) {
   const flights = new Map<string, Promise<StoredTokens>>()
   const aborters = new Map<string, AbortController>()
   const epochs = new Map<string, number>()
+  const epochOf = (key: string) => epochs.get(key) ?? 0
   const listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>()
 
   const emit = <E extends keyof SessionEvents>(type: E, event: SessionEvents[E]) => {
@@ -130,7 +131,7 @@ export function createSession(options: SessionOptions) {
   const loggedOut = () => new TokenError('ERR_LOGGED_OUT', 'auth.logout() ran while tokens were being refreshed; the result was discarded. Sign in again.')
 
   const runRefresh = async (key: string, stale: string | undefined): Promise<StoredTokens> => {
-    const epoch = epochs.get(key) ?? 0
+    const epoch = epochOf(key)
     const controller = new AbortController()
     aborters.set(key, controller)
     const work = async () => {
@@ -142,16 +143,16 @@ export function createSession(options: SessionOptions) {
         tokens = await grant.request(stored, context(controller.signal))
       } catch (error) {
         const rotated = rescuedRefreshToken(error)
-        if (rotated && stored && epochs.get(key) === epoch) await commit(key, stored, { ...stored, refreshToken: rotated, rev: newRev() }, 'refresh')
+        if (rotated && stored && epochOf(key) === epoch) await commit(key, stored, { ...stored, refreshToken: rotated, rev: newRev() }, 'refresh')
         if (isTokenError(error, 'ERR_SESSION_ENDED')) await endSession(key, stored, error)
         throw error
       }
-      if ((epochs.get(key) ?? 0) !== epoch) throw loggedOut()
+      if (epochOf(key) !== epoch) throw loggedOut()
       const refreshToken = tokens.refreshToken ?? stored?.refreshToken
       const next: StoredTokens = { ...tokens, rev: newRev() }
       if (refreshToken) next.refreshToken = refreshToken
       const committed = await commit(key, stored, next, 'refresh')
-      if ((epochs.get(key) ?? 0) !== epoch) {
+      if (epochOf(key) !== epoch) {
         await guard(() => storage.delete(key)) // logout raced our write: it wins
         cache.delete(key)
         throw loggedOut()
@@ -224,7 +225,7 @@ export function createSession(options: SessionOptions) {
     },
 
     async logout(key = defaultKey, revoke = true): Promise<void> {
-      epochs.set(key, (epochs.get(key) ?? 0) + 1)
+      epochs.set(key, epochOf(key) + 1)
       aborters.get(key)?.abort(loggedOut())
       const stored = cache.get(key) ?? (await read(key).catch(() => undefined))
       cache.delete(key)

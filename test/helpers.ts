@@ -59,7 +59,7 @@ export async function client(
   })
   const events = { tokens: [], refresh: [], sessionEnded: [], error: [] } as Client['events']
   for (const type of Object.keys(events) as (keyof SessionEvents)[]) auth.on(type, (event: any) => events[type].push(event))
-  const api = ky.create({ prefix: server.url(API_PREFIX[kind]), hooks: auth.hooks, ...kyOptions })
+  const api = ky.create({ baseUrl: server.url(API_PREFIX[kind]), hooks: auth.hooks, ...kyOptions })
   return { server, auth, api, storage, clock, events }
 }
 
