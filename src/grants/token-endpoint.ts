@@ -54,7 +54,10 @@ export async function callTokenEndpoint(call: TokenCall, context: GrantContext):
     const timer = setTimeout(() => controller.abort(), timeout)
     try {
       const response = await context.fetch(call.url, { method: 'POST', signal: controller.signal, ...encode(call) })
-      return await readTokenResponse(response, { now: context.now, rejected: call.rejected, secrets: call.secrets })
+      // Everything we sent (refresh token, password, secret) is scrubbed from quoted server text.
+      const { grant_type: _, ...sent } = call.fields
+      const secrets = [...call.secrets, ...Object.values(sent), call.clientSecret ?? '']
+      return await readTokenResponse(response, { now: context.now, rejected: call.rejected, secrets })
     } catch (error) {
       if (context.signal.aborted) throw context.signal.reason
       if (isTokenError(error)) {

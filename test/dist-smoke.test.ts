@@ -1,0 +1,37 @@
+// Imports the built package by its name, through package.json "exports", as a user would.
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { fixture } from './helpers.ts'
+
+const run = promisify(execFile)
+
+describe('built package', () => {
+  it('exists (npm test builds it before running vitest)', () => {
+    expect(existsSync('dist/index.js')).toBe(true)
+    expect(existsSync('dist/index.d.ts')).toBe(true)
+  })
+
+  it('imports by package name in a plain Node process and refreshes a token', async () => {
+    const server = await fixture('stemp')
+    const session = server.signIn()
+    const script = `
+      import ky from 'ky'
+      import { createTokenAuth, refreshTokenGrant, isTokenError } from 'ky-token-refresh'
+      import { memoryStorage } from 'ky-token-refresh/storage/memory'
+      const auth = createTokenAuth({ grant: refreshTokenGrant({ url: '${server.url('/api/v1/apps/oauth2/refresh')}', body: 'json' }), storage: memoryStorage() })
+      await auth.setTokens(${JSON.stringify(session)})
+      const api = ky.create({ baseUrl: '${server.url('/api/v1/')}', hooks: auth.hooks })
+      const first = await api.get('passes').json()
+      await auth.getAccessToken({ forceRefresh: true })
+      const second = await api.get('passes').json()
+      console.log(JSON.stringify({ first: first.ok, second: second.ok, guard: typeof isTokenError }))
+    `
+    // A child process (async: this process serves the fixture): the import must resolve through
+    // the package's own name and its package.json "exports" (Node's self-reference).
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+    expect(JSON.parse(stdout.trim())).toEqual({ first: true, second: true, guard: 'function' })
+    expect(server.counts).toMatchObject({ token: 1, api: 2 })
+  })
+})
