@@ -1,0 +1,13 @@
+// The playground: a Vite page using the library straight from src/, plus the built-in mock API
+// (the same faithful copies of the four APIs the tests use) mounted at /mock on the same server.
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vite'
+import { mockApiPlugin } from './mock-api.ts'
+
+export default defineConfig({
+  root: fileURLToPath(new URL('.', import.meta.url)),
+  plugins: [mockApiPlugin()],
+  server: { host: '127.0.0.1', port: Number(process.env.PORT ?? 5173), strictPort: false },
+  clearScreen: false,
+  logLevel: 'info',
+})

@@ -1,0 +1,77 @@
+// End to end: start the playground (Vite + its mock API) as `npm start` does, drive it in real
+// Chromium by clicking, assert on what the page shows, and save a screenshot.
+import { mkdirSync } from 'node:fs'
+import type { Browser, Page } from 'playwright-core'
+import { createServer, type ViteDevServer } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from './browser.ts'
+
+let server: ViteDevServer
+let browser: Browser
+let page: Page
+let url: string
+
+beforeAll(async () => {
+  server = await createServer({ configFile: 'playground/vite.config.ts', server: { port: 0, host: '127.0.0.1' }, logLevel: 'error' })
+  await server.listen()
+  url = server.resolvedUrls!.local[0]!
+  browser = await launchChromium()
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  await page.goto(url)
+  await page.waitForSelector('#c-api')
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await server?.close()
+})
+
+const text = (selector: string) => page.locator(selector).innerText()
+const counters = async () => ({
+  api: Number(await text('#c-api')),
+  unauthorized: Number(await text('#c-401')),
+  refreshes: Number(await text('#c-refresh')),
+  reuse: Number(await text('#c-reuse')),
+})
+
+describe('playground in Chromium', () => {
+  it('expire → 50 concurrent requests → exactly 1 refresh and 0 reuse detections', async () => {
+    await page.click('#signin')
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'))
+    await page.click('#expire')
+    await page.fill('#count', '50')
+    await page.click('#fire')
+    await page.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('50 request(s)')))
+    await page.waitForFunction(() => document.querySelector('#c-api')!.textContent === '100')
+    expect(await counters()).toEqual({ api: 100, unauthorized: 50, refreshes: 1, reuse: 0 })
+    expect(await text('#log')).toContain('50 ok')
+    expect(await text('#generation')).toBe('2') // the sign-in refresh token, then one rotation
+    // Tokens are shown masked only.
+    expect(await page.content()).not.toMatch(/eyJ[\w-]{20,}\.[\w-]{20,}/)
+    mkdirSync('test-results', { recursive: true })
+    await page.screenshot({ path: 'test-results/playground.png', fullPage: true })
+  })
+
+  it('revoke → the next requests end the session and the page says so', async () => {
+    await page.click('#revoke')
+    await page.fill('#count', '10')
+    await page.click('#fire')
+    await page.waitForSelector('#session-banner:not([hidden])')
+    expect(await text('#session-banner')).toContain('ERR_SESSION_ENDED')
+    const after = await counters()
+    expect(after.refreshes).toBe(2) // one rejected refresh, shared by all 10 requests
+    expect(after.reuse).toBe(0)
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'))
+  })
+
+  it('sign in again, then log out', async () => {
+    await page.click('#signin')
+    await page.waitForSelector('#session-banner', { state: 'hidden' })
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'))
+    await page.click('#logout')
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'))
+    expect(await text('#session-banner')).toBe('Logged out.')
+    await page.click('#fire-one')
+    await page.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('ERR_TOKEN_MISSING')))
+  })
+})
