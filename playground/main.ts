@@ -47,6 +47,7 @@ async function control(action: string, value?: unknown) {
 async function makeStorage(): Promise<TokenStorage> {
   const adapters: Record<string, () => Promise<TokenStorage>> = {
     memory: async () => memoryStorage(),
+    indexeddb: async () => (await import('../src/storage/indexeddb.ts')).indexedDBStorage({ dbName: 'ky-token-refresh-playground' }),
   }
   return (adapters[storageName] ?? adapters.memory!)()
 }

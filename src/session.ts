@@ -34,12 +34,19 @@ export interface SessionOptions {
   lockTimeout?: number
   /** The clock (epoch ms). Default `Date.now`; inject one to simulate time in tests. */
   now?: () => number
+  /**
+   * Let concurrent callers in this isolate await one shared refresh promise. Default `true`,
+   * except on Cloudflare Workers, where a promise created while serving one request must not be
+   * awaited by another: there each caller takes the storage lock in turn, and every caller after
+   * the first adopts the tokens the first one stored (still one token-endpoint call).
+   */
+  shareRefreshes?: boolean
 }
 
 /** The events a session emits. Payloads never contain token values. */
 export interface SessionEvents {
   /** The stored token set changed: set by the app, refreshed, adopted from another caller, or removed. */
-  tokens: { key: string; cause: 'set' | 'refresh' | 'adopt' | 'logout' | 'session-ended'; expiresAt?: number }
+  tokens: { key: string; cause: 'set' | 'refresh' | 'adopt' | 'logout' | 'session-ended' | 'remote'; expiresAt?: number }
   /** One token-endpoint call succeeded; `rotated` says whether a new refresh token was issued. */
   refresh: { key: string; rotated: boolean; expiresAt?: number }
   /** The server said the session is dead; stored tokens were deleted. Fired once per session. */
@@ -68,9 +75,15 @@ export function createSession(options: SessionOptions) {
   if (!Number.isFinite(refreshBefore) || refreshBefore < 0) throw new TypeError('"refreshBefore" must be a non-negative number of milliseconds.')
   const now = options.now ?? Date.now
   const fetcher: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
+  const share = options.shareRefreshes ?? (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent !== 'Cloudflare-Workers'
+  if (grant.rotates && storage.flags.consistency === 'eventual' && !storage.withLock) {
+    throw new TypeError(
+      `The "${storage.name}" storage is eventually consistent and cannot coordinate refresh-token rotation: two callers would spend the same refresh token and the server would revoke the session. Use a coordinating storage (e.g. durableObjectStorage()) for this grant.`,
+    )
+  }
   const cache = new Map<string, StoredTokens>()
   const flights = new Map<string, Promise<StoredTokens>>()
-  const aborters = new Map<string, AbortController>()
+  const aborters = new Map<string, Set<AbortController>>()
   const epochs = new Map<string, number>()
   const epochOf = (key: string) => epochs.get(key) ?? 0
   const listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>()
@@ -128,12 +141,18 @@ export function createSession(options: SessionOptions) {
     emit('sessionEnded', { key, error })
   }
 
+  // Another tab or worker wrote this key: forget our copy so the next request re-reads it.
+  storage.watch?.((key) => {
+    if (cache.delete(key)) emit('tokens', { key, cause: 'remote' })
+  })
+
   const loggedOut = () => new TokenError('ERR_LOGGED_OUT', 'auth.logout() ran while tokens were being refreshed; the result was discarded. Sign in again.')
 
   const runRefresh = async (key: string, stale: string | undefined): Promise<StoredTokens> => {
     const epoch = epochOf(key)
     const controller = new AbortController()
-    aborters.set(key, controller)
+    const running = aborters.get(key) ?? new Set()
+    aborters.set(key, running.add(controller))
     const work = async () => {
       // Re-read under the lock: another tab, isolate or process may have refreshed already.
       const stored = await read(key)
@@ -163,12 +182,13 @@ export function createSession(options: SessionOptions) {
     try {
       return await (storage.withLock ? storage.withLock(key, work, { timeout: lockTimeout }) : work())
     } finally {
-      if (aborters.get(key) === controller) aborters.delete(key)
+      running.delete(controller)
     }
   }
 
   /** One refresh per key at a time: later callers join the flight in progress. */
   const refresh = (key: string, stale: string | undefined, signal?: AbortSignal) => {
+    if (!share) return abortable(runRefresh(key, stale), signal)
     let flight = flights.get(key)
     if (!flight) {
       const started: Promise<StoredTokens> = runRefresh(key, stale).finally(() => {
@@ -226,7 +246,7 @@ export function createSession(options: SessionOptions) {
 
     async logout(key = defaultKey, revoke = true): Promise<void> {
       epochs.set(key, epochOf(key) + 1)
-      aborters.get(key)?.abort(loggedOut())
+      for (const controller of aborters.get(key) ?? []) controller.abort(loggedOut())
       const stored = cache.get(key) ?? (await read(key).catch(() => undefined))
       cache.delete(key)
       await guard(() => storage.delete(key))

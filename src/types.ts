@@ -86,6 +86,12 @@ export interface Grant {
   revoke?(tokens: StoredTokens, context: GrantContext): Promise<void>
   /** Values this grant holds that must never appear in an error message (secrets, passwords). */
   readonly secrets?: readonly string[]
+  /**
+   * `true` when the grant spends a refresh token that the server may rotate. Such a grant needs
+   * storage that can coordinate (strong consistency or a lock); eventually consistent storage
+   * alone (Cloudflare KV) is refused at setup.
+   */
+  readonly rotates?: boolean
 }
 
 /** Options for {@link TokenStorage.withLock}. */
@@ -123,4 +129,9 @@ export interface TokenStorage {
   compareAndSet?(key: string, expectedRev: string | undefined, next: StoredTokens): Promise<boolean>
   /** Run `fn` while holding an exclusive lock for `key`, shared by every caller within `flags.scope`. */
   withLock?<T>(key: string, fn: () => Promise<T>, options?: LockOptions): Promise<T>
+  /**
+   * Subscribe to writes made by other contexts (tabs, workers) to any key. The engine drops its
+   * in-memory copy of that key, so the next request re-reads it. Returns an unsubscribe function.
+   */
+  watch?(listener: (key: string) => void): () => void
 }

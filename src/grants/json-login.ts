@@ -49,6 +49,7 @@ export function jsonLoginGrant(options: JSONLoginGrantOptions): Grant {
   return {
     name: 'json_login',
     url: options.loginUrl,
+    rotates: options.refreshUrl !== undefined,
     secrets: fixed ? Object.values(fixed) : [],
     async request(current, context) {
       let ended: TokenError | undefined

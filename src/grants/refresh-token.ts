@@ -53,6 +53,7 @@ export function refreshTokenGrant(options: RefreshTokenGrantOptions): Grant {
   return {
     name: 'refresh_token',
     url: options.url,
+    rotates: true,
     secrets,
     async request(current, context): Promise<TokenSet> {
       const refreshToken = current?.refreshToken
