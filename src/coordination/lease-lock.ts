@@ -1,0 +1,56 @@
+/**
+ * A distributed lock built from a lease: acquire with a time-to-live, keep extending it while the
+ * holder works (so a slow token endpoint never lets the lease lapse), release only if still the
+ * owner. Used by the Redis and Durable Object adapters.
+ *
+ * @module
+ */
+import { TokenError } from '../errors.js'
+import { sleep } from '../grants/token-endpoint.js'
+import { newRev } from '../utils/async.js'
+import type { WithLock } from './local-lock.js'
+
+/** The three atomic operations a lease needs from a backend. */
+export interface LeaseBackend {
+  /** Take the lease if nobody holds it; `true` when taken. */
+  acquire(name: string, owner: string, ttl: number): Promise<boolean>
+  /** Extend the lease if `owner` still holds it; `false` when it was lost. */
+  extend(name: string, owner: string, ttl: number): Promise<boolean>
+  /** Give the lease back if `owner` still holds it. */
+  release(name: string, owner: string): Promise<void>
+}
+
+/** Options for {@link createLeaseLock}. */
+export interface LeaseLockOptions {
+  /**
+   * Lease length (ms). The holder extends it every third of this, so it lapses only when the
+   * holder's process dies or stalls that long. Default 10000.
+   */
+  ttl?: number
+}
+
+/**
+ * A `withLock` on a lease backend. Waiters poll (25 ms, backing off to 250 ms) until the lease is
+ * free or `timeout` passes (`ERR_LOCK_TIMEOUT`). If a stalled holder loses its lease anyway, the
+ * engine's compare-and-set commit still refuses to overwrite the newer tokens.
+ */
+export function createLeaseLock(backend: LeaseBackend, options: LeaseLockOptions = {}): WithLock {
+  const ttl = options.ttl ?? 10_000
+  return async (key, fn, { timeout = 30_000 } = {}) => {
+    const owner = newRev()
+    const deadline = Date.now() + timeout
+    for (let wait = 25; !(await backend.acquire(key, owner, ttl)); wait = Math.min(wait * 2, 250)) {
+      if (Date.now() + wait > deadline) {
+        throw new TokenError('ERR_LOCK_TIMEOUT', `Waited ${timeout} ms for the refresh lock on "${key}". Another process holds it; check the token endpoint's latency.`)
+      }
+      await sleep(wait + Math.random() * wait)
+    }
+    const heartbeat = setInterval(() => void backend.extend(key, owner, ttl).catch(() => {}), ttl / 3)
+    try {
+      return await fn()
+    } finally {
+      clearInterval(heartbeat)
+      await backend.release(key, owner).catch(() => {})
+    }
+  }
+}
