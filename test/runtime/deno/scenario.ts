@@ -2,6 +2,9 @@
 // proactive refresh at expiry, 401 → refresh → retry, rotation, single flight. Deno resolves `ky`
 // and `jose` from node_modules through package.json. Prints one JSON line of measurements.
 import ky from 'ky'
+
+// Deno's globals, declared here so the Node-side typecheck of test/ accepts this file.
+declare const Deno: { args: string[]; version: { deno: string } }
 import { createTokenAuth, memoryStorage, refreshTokenGrant } from '../../../dist/index.js'
 
 const [api, sessionJSON] = Deno.args

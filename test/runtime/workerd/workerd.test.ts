@@ -37,7 +37,7 @@ afterAll(async () => {
   await api?.close()
 })
 
-const worker = (name: string) => mf.getWorker(name)
+const worker = async (name: string): Promise<{ fetch(url: string, init?: unknown): Promise<Response> }> => (await mf.getWorker(name)) as any
 async function call(name: string, path: string, init?: RequestInit) {
   const response = await (await worker(name)).fetch(`http://worker${path}`, init as never)
   return response.json() as Promise<any>
@@ -64,7 +64,7 @@ describe('three isolates, one Durable Object, one KV namespace', () => {
 
   it('a stale KV read does not cause a refresh with an old refresh token', async () => {
     const before = { ...api.counts }
-    const kv = await mf.getKVNamespace('TOKENS', 'a')
+    const kv: any = await mf.getKVNamespace('TOKENS', 'a')
     const current = JSON.parse((await kv.get('ky-token-refresh:default', 'text'))!)
     // A KV location that has not seen the last writes serves an older token set to cold isolates.
     const staleKV = (extra: object) => kv.put('ky-token-refresh:default', JSON.stringify({ ...current, refreshToken: 'srt_spent_long_ago', rev: 'stale', ...extra }))
