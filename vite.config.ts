@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config'
 // document, happy-dom's own Headers/Request/Response). Runtime suites (Chromium, workerd, Redis,
 // Deno) have their own projects.
 const core = ['test/**/*.test.ts']
-const nodeOnly = ['test/dist-smoke.test.ts', 'test/e2e/**', 'test/browser/**', 'test/storage/redis.test.ts', 'test/runtime/**']
+const nodeOnly = ['test/dist-smoke.test.ts', 'test/size.test.ts', 'test/e2e/**', 'test/browser/**', 'test/storage/redis.test.ts', 'test/runtime/**']
 
 export default defineConfig({
   test: {

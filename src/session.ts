@@ -205,6 +205,12 @@ export function createSession(options: SessionOptions) {
     storage,
     emit,
 
+    /** The cached token for `key` when it is fresh, synchronously (the hot path); else `undefined`. */
+    peek(key: string): string | undefined {
+      const tokens = grant.refreshable === false ? undefined : cache.get(key)
+      return tokens && fresh(tokens) ? tokens.accessToken : undefined
+    },
+
     async getAccessToken({ key = defaultKey, signal, forceRefresh = false }: GetTokenOptions = {}): Promise<string> {
       if (grant.refreshable === false) return (await grant.request(undefined, context(new AbortController().signal))).accessToken
       const tokens = await current(key)

@@ -19,5 +19,11 @@ export function originMatcher(origins: readonly string[] | ((url: URL) => boolea
       return new URL(origin).origin
     }),
   )
-  return (url) => URL.canParse(url) && allowed.has(new URL(url).origin)
+  return (url) => {
+    try {
+      return allowed.has(new URL(url).origin)
+    } catch {
+      return false
+    }
+  }
 }

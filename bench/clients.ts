@@ -1,0 +1,86 @@
+// Every client under test, each in its idiomatic, documented setup, all on the same global fetch.
+import ky from 'ky'
+import axios from 'axios'
+import createAuthRefreshInterceptor from 'axios-auth-refresh'
+import { applyAuthTokenInterceptor, applyStorage, setAuthTokens } from 'axios-jwt'
+import { OAuth2Client, OAuth2Fetch } from '@badgateway/oauth2-client'
+import { createTokenAuth, memoryStorage, refreshTokenGrant, type TokenStorage } from 'ky-token-refresh'
+import { API_URL, BASE_URL, TOKEN_URL, jwt, world } from './world.ts'
+
+export type Scenario = 'valid' | 'expired-known' | 'revoked'
+
+export interface Client {
+  name: string
+  setup: string
+  get(): Promise<unknown>
+}
+
+/** Tokens as each client sees them at the start of a scenario. */
+function initialToken(scenario: Scenario): { token: string; expiresIn: number } {
+  if (scenario === 'expired-known') return { token: jwt(-10), expiresIn: -10 }
+  if (scenario === 'revoked') {
+    const token = world.validToken
+    world.rotateSilently() // the client's token looks valid but the server no longer accepts it
+    return { token, expiresIn: 3600 }
+  }
+  return { token: world.validToken, expiresIn: 3600 }
+}
+
+export function bareFetch(): Client {
+  const headers = { authorization: `Bearer ${world.validToken}` }
+  return { name: 'fetch', setup: 'global fetch with a fixed header', get: async () => (await fetch(API_URL, { headers })).json() }
+}
+
+export function bareKy(): Client {
+  const api = ky.create({ baseUrl: BASE_URL, headers: { authorization: `Bearer ${world.validToken}` } })
+  return { name: 'ky', setup: 'ky.create with a fixed header', get: () => api.get('items').json() }
+}
+
+export async function kyTokenRefresh(scenario: Scenario, storage: TokenStorage = memoryStorage()): Promise<Client> {
+  const { token, expiresIn } = initialToken(scenario)
+  let offset = 0
+  const auth = createTokenAuth({ grant: refreshTokenGrant({ url: TOKEN_URL, body: 'json' }), storage, now: () => Date.now() + offset })
+  await auth.setTokens({ access_token: token, expires_in: 3600, refresh_token: world.refreshToken })
+  if (expiresIn < 0) offset = 3_600_000 // the client knows the token has expired
+  const api = ky.create({ baseUrl: BASE_URL, hooks: auth.hooks })
+  return { name: 'ky + ky-token-refresh', setup: `createTokenAuth + refreshTokenGrant, ${storage.name} storage`, get: () => api.get('items').json() }
+}
+
+export async function oauth2Fetch(scenario: Scenario): Promise<Client> {
+  const { token, expiresIn } = initialToken(scenario)
+  const client = new OAuth2Client({ server: 'http://api.bench', tokenEndpoint: '/oauth/token', clientId: 'bench', fetch: (input, init) => fetch(input, init) })
+  const wrapper = new OAuth2Fetch({
+    client,
+    getNewToken: () => client.clientCredentials(),
+    getStoredToken: () => ({ accessToken: token, refreshToken: world.refreshToken, expiresAt: Date.now() + expiresIn * 1000 }),
+    scheduleRefresh: false,
+  })
+  return { name: '@badgateway/oauth2-client OAuth2Fetch', setup: 'OAuth2Fetch with getStoredToken (documented)', get: async () => (await wrapper.fetch(API_URL)).json() }
+}
+
+export function axiosAuthRefresh(scenario: Scenario): Client {
+  let { token } = initialToken(scenario)
+  const instance = axios.create({ adapter: 'fetch' })
+  instance.interceptors.request.use((config) => {
+    config.headers.Authorization = `Bearer ${token}`
+    return config
+  })
+  createAuthRefreshInterceptor(instance, async (failed) => {
+    const response = await axios.post(TOKEN_URL, { refresh_token: world.refreshToken }, { adapter: 'fetch' })
+    token = response.data.access_token
+    failed.response.config.headers.Authorization = `Bearer ${token}`
+  })
+  return { name: 'axios + axios-auth-refresh', setup: 'createAuthRefreshInterceptor (README), fetch adapter, no proactive refresh', get: async () => (await instance.get(API_URL)).data }
+}
+
+export async function axiosJWT(scenario: Scenario): Promise<Client> {
+  const { token } = initialToken(scenario)
+  const memory = new Map<string, string>()
+  applyStorage({ get: async (key: string) => memory.get(key) ?? null, set: async (key: string, value: string) => void memory.set(key, value), remove: async (key: string) => void memory.delete(key) })
+  await setAuthTokens({ accessToken: token, refreshToken: world.refreshToken })
+  const instance = axios.create({ adapter: 'fetch' })
+  applyAuthTokenInterceptor(instance, {
+    requestRefresh: async (refreshToken: string) => (await axios.post(TOKEN_URL, { refresh_token: refreshToken }, { adapter: 'fetch' })).data.access_token,
+  })
+  return { name: 'axios + axios-jwt', setup: 'applyAuthTokenInterceptor with an in-memory storage (Node has no localStorage)', get: async () => (await instance.get(API_URL)).data }
+}

@@ -1,0 +1,151 @@
+// `npm run bench`: hot-path overhead, refresh storms, bundle sizes and storage cost, measured
+// side by side with the alternatives in one run; writes BENCHMARKS.md and two SVG charts.
+import 'fake-indexeddb/auto'
+import { writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { axiosAuthRefresh, axiosJWT, bareFetch, bareKy, kyTokenRefresh, oauth2Fetch, type Client, type Scenario } from './clients.ts'
+import { loopback } from './loopback.ts'
+import { sizes } from './size.ts'
+import { storageCosts } from './storage-cost.ts'
+import { barChart } from './chart.ts'
+import { inMemoryFetch, resetCounts, world } from './world.ts'
+
+globalThis.fetch = inMemoryFetch as typeof fetch
+const quick = process.argv.includes('--quick')
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+const fmt = (value: number, digits = 2) => value.toFixed(digits)
+
+// ---- 1. hot path ------------------------------------------------------------------------
+async function hotPath() {
+  const makers: (() => Promise<Client> | Client)[] = [bareFetch, bareKy, () => kyTokenRefresh('valid'), () => oauth2Fetch('valid'), () => axiosAuthRefresh('valid'), () => axiosJWT('valid')]
+  const clients = await Promise.all(makers.map((make) => make()))
+  const perRequest = new Map<string, number[]>() // µs per request, one entry per repeat
+  const iterations = quick ? 1_000 : 4_000
+  const repeats = quick ? 3 : 9
+  for (const client of clients) for (let i = 0; i < 300; i++) await client.get() // warm up
+  for (let repeat = 0; repeat < repeats; repeat++) {
+    // Interleave the variants (rotating the order) so drift on a noisy machine hits all alike.
+    const order = clients.map((_, i) => clients[(i + repeat) % clients.length]!)
+    for (const client of order) {
+      const started = performance.now()
+      for (let i = 0; i < iterations; i++) await client.get()
+      const micros = ((performance.now() - started) * 1000) / iterations
+      perRequest.set(client.name, [...(perRequest.get(client.name) ?? []), micros])
+    }
+  }
+  const ky = median(perRequest.get('ky')!)
+  const fetchBase = median(perRequest.get('fetch')!)
+  return clients.map((client) => {
+    const samples = perRequest.get(client.name)!
+    return { name: client.name, setup: client.setup, median: median(samples), min: Math.min(...samples), max: Math.max(...samples), vsKy: median(samples) / ky, vsFetch: median(samples) / fetchBase }
+  })
+}
+
+// ---- 2. refresh storms ------------------------------------------------------------------
+async function storm(make: (scenario: Scenario) => Promise<Client> | Client, scenario: Scenario, n: number) {
+  const client = await make(scenario)
+  resetCounts()
+  if (global.gc) global.gc()
+  const base = process.memoryUsage().heapUsed
+  let peak = base
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().heapUsed)), 5)
+  const started = performance.now()
+  const results = await Promise.allSettled(Array.from({ length: n }, () => client.get()))
+  const ms = performance.now() - started
+  clearInterval(sampler)
+  peak = Math.max(peak, process.memoryUsage().heapUsed)
+  return { name: client.name, ms, tokenCalls: world.tokenCalls, failed: results.filter((result) => result.status === 'rejected').length, apiCalls: world.apiCalls, peakMB: (peak - base) / 1e6 }
+}
+
+async function storms() {
+  const n = quick ? 2_000 : 10_000
+  const peers: [string, (scenario: Scenario) => Promise<Client> | Client][] = [
+    ['ky + ky-token-refresh', (scenario) => kyTokenRefresh(scenario)],
+    ['@badgateway/oauth2-client OAuth2Fetch', oauth2Fetch],
+    ['axios + axios-auth-refresh', axiosAuthRefresh],
+    ['axios + axios-jwt', axiosJWT],
+  ]
+  const rows = []
+  for (const [name, make] of peers) {
+    const valid = await storm(make, 'valid', n)
+    const expired = await storm(make, 'expired-known', n)
+    const revoked = await storm(make, 'revoked', n)
+    rows.push({ name, valid, expired, revoked })
+  }
+  return { n, rows }
+}
+
+// ---- report -----------------------------------------------------------------------------
+const started = Date.now()
+console.log('hot path…')
+const hot = await hotPath()
+console.table(hot.map((row) => ({ client: row.name, 'µs/request (median)': fmt(row.median), 'min–max': `${fmt(row.min)}–${fmt(row.max)}`, '× bare ky': fmt(row.vsKy, 3), '× bare fetch': fmt(row.vsFetch, 3) })))
+console.log('loopback HTTP…')
+const http = await loopback(quick)
+console.table(http)
+console.log('refresh storms…')
+const storm10k = await storms()
+console.table(storm10k.rows.map((row) => ({ client: row.name, 'a: token calls': row.expired.tokenCalls, 'a: failed': row.expired.failed, 'a: × valid': fmt(row.expired.ms / row.valid.ms), 'b: token calls': row.revoked.tokenCalls, 'b: failed': row.revoked.failed, 'b: × valid': fmt(row.revoked.ms / row.valid.ms) })))
+console.log('bundle sizes…')
+const size = await sizes()
+console.table(size)
+console.log('storage cost…')
+const storage = await storageCosts()
+console.table(storage)
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`
+const ours = hot.find((row) => row.name === 'ky + ky-token-refresh')!
+writeFileSync('docs/bench-hot-path.svg', barChart('Hot path: time per request relative to bare ky (lower is better)', hot.map((row) => ({ label: row.name, value: row.vsKy })), '×'))
+writeFileSync('docs/bench-storm.svg', barChart(`Storm (b): ${storm10k.n.toLocaleString('en')} requests after a server-side revocation — time relative to the same requests with a valid token`, storm10k.rows.map((row) => ({ label: `${row.name} (${row.revoked.tokenCalls} token calls, ${row.revoked.failed} failed)`, value: row.revoked.ms / row.valid.ms })), '×'))
+
+const md = `# Benchmarks
+
+Generated by \`npm run bench\` (\`bench/run.ts\`) on ${new Date().toISOString().slice(0, 10)}: ${machine}. It took ${Math.round((Date.now() - started) / 1000)} s.
+This machine is shared and noisy: read the **ratios**, measured in one run with the variants interleaved; absolute times vary.
+Reproduce: \`npm install && npm run bench\`.
+
+## 1. Hot path (valid token, in-memory transport)
+
+Every client calls the same global \`fetch\`, which answers from memory (a ready \`Response\`), and parses the JSON body. ${hot.length} variants × ${quick ? 3 : 9} repeats × ${quick ? '1,000' : '4,000'} sequential requests, interleaved.
+
+| client | setup | µs / request (median) | min – max | × bare ky | × bare fetch |
+| --- | --- | ---: | ---: | ---: | ---: |
+${hot.map((row) => `| ${row.name} | ${row.setup} | ${fmt(row.median)} | ${fmt(row.min)} – ${fmt(row.max)} | ${fmt(row.vsKy, 3)} | ${fmt(row.vsFetch, 3)} |`).join('\n')}
+
+**Target: ky + our hooks ≤ 1.05 × bare ky. Measured: ${fmt(ours.vsKy, 3)} ×${ours.vsKy <= 1.05 ? ' — met' : ' — missed (see below)'}.**
+
+![hot path chart](docs/bench-hot-path.svg)
+
+### Over loopback HTTP (a real node:http server on 127.0.0.1)
+
+| client | requests | concurrency | ms (median of repeats) | × bare ky |
+| --- | ---: | ---: | ---: | ---: |
+${http.map((row) => `| ${row.client} | ${row.requests} | ${row.concurrency} | ${row.ms} | ${row['× bare ky']} |`).join('\n')}
+
+## 2. Refresh storms (${storm10k.n.toLocaleString('en')} concurrent requests, token endpoint ${world.tokenLatency} ms)
+
+(a) the client knows the token has just expired (proactive path); (b) the token looks valid to the client but the API answers 401 (server-side revocation): every request is sent twice, so ~2 × is the floor. Time is relative to the same ${storm10k.n.toLocaleString('en')} requests with a valid token; memory is the peak heap growth during the run.
+
+| client | valid: ms | (a) token calls | (a) failed | (a) × valid | (a) peak MB | (b) token calls | (b) failed | (b) × valid | (b) peak MB |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${storm10k.rows.map((row) => `| ${row.name} | ${Math.round(row.valid.ms)} | ${row.expired.tokenCalls} | ${row.expired.failed} | ${fmt(row.expired.ms / row.valid.ms)} | ${fmt(row.expired.peakMB, 1)} | ${row.revoked.tokenCalls} | ${row.revoked.failed} | ${fmt(row.revoked.ms / row.valid.ms)} | ${fmt(row.revoked.peakMB, 1)} |`).join('\n')}
+
+Targets for us: exactly 1 token call, 0 failed, (a) ≤ 1.2 ×, (b) ≤ 2 ×.
+
+![storm chart](docs/bench-storm.svg)
+
+## 3. Bundle size (esbuild --bundle --minify, ESM, gzip -9; same flags for all)
+
+| bundle | min bytes | gzip bytes | budget (gzip) |
+| --- | ---: | ---: | ---: |
+${size.map((row) => `| ${row.bundle} | ${row.minified} | ${row.gzip} | ${row.budget ?? ''} |`).join('\n')}
+
+## 4. Storage cost (operations through the adapter, counted)
+
+| storage | reads per request, hot path (1,000 requests, valid token) | operations per refresh |
+| --- | ---: | --- |
+${storage.map((row) => `| ${row.storage} | ${row.readsPerRequest} | ${row.perRefresh} |`).join('\n')}
+`
+writeFileSync('BENCHMARKS.md', md)
+console.log(`wrote BENCHMARKS.md (${Math.round((Date.now() - started) / 1000)} s)`)
+process.exit(0)

@@ -1,0 +1,45 @@
+// Minified + gzipped bundle sizes, ours and the peers', with the same esbuild flags for all.
+// Deterministic (no timing), so test/size.test.ts enforces the budgets with it.
+import { build } from 'esbuild'
+import { gzipSync } from 'node:zlib'
+
+export interface SizeRow { bundle: string; minified: number; gzip: number; budget?: number }
+
+const ENTRIES: { bundle: string; code: string; external?: string[]; budget?: number }[] = [
+  { bundle: 'ky-token-refresh: whole core entry (ky excluded)', code: `export * from 'ky-token-refresh'`, external: ['ky'], budget: 8_500 },
+  { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant (ky excluded)', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 8_050 },
+  { bundle: 'ky-token-refresh: createTokenAuth + clientCredentialsGrant (ky excluded)', code: `export { createTokenAuth, clientCredentialsGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 7_850 },
+  { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant + ky', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'; export { default } from 'ky'` },
+  { bundle: 'ky-token-refresh/storage/memory', code: `export * from 'ky-token-refresh/storage/memory'`, budget: 800 },
+  { bundle: 'ky-token-refresh/storage/indexeddb (idb-keyval excluded)', code: `export * from 'ky-token-refresh/storage/indexeddb'`, external: ['idb-keyval'], budget: 1_300 },
+  { bundle: 'ky-token-refresh/storage/indexeddb + idb-keyval', code: `export * from 'ky-token-refresh/storage/indexeddb'` },
+  { bundle: 'ky-token-refresh/storage/redis', code: `export * from 'ky-token-refresh/storage/redis'`, budget: 1_450 },
+  { bundle: 'ky-token-refresh/storage/cloudflare-kv', code: `export * from 'ky-token-refresh/storage/cloudflare-kv'`, budget: 500 },
+  { bundle: 'ky-token-refresh/storage/durable-object', code: `export * from 'ky-token-refresh/storage/durable-object'`, budget: 1_750 },
+  { bundle: 'ky alone', code: `export { default } from 'ky'` },
+  { bundle: '@badgateway/oauth2-client: OAuth2Client + OAuth2Fetch', code: `export { OAuth2Client, OAuth2Fetch } from '@badgateway/oauth2-client'` },
+  { bundle: 'axios + axios-auth-refresh', code: `export { default as axios } from 'axios'; export { default as refresh } from 'axios-auth-refresh'` },
+  { bundle: 'axios-auth-refresh (axios excluded)', code: `export { default } from 'axios-auth-refresh'`, external: ['axios'] },
+  { bundle: 'axios + axios-jwt', code: `export { default as axios } from 'axios'; export * from 'axios-jwt'` },
+]
+
+export async function sizes(filter?: (bundle: string) => boolean): Promise<SizeRow[]> {
+  const rows: SizeRow[] = []
+  for (const entry of ENTRIES.filter((item) => !filter || filter(item.bundle))) {
+    const result = await build({
+      stdin: { contents: entry.code, resolveDir: process.cwd(), loader: 'js' },
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      write: false,
+      external: entry.external ?? [],
+      logLevel: 'silent',
+      define: { 'process.env.NODE_ENV': '"production"' },
+    })
+    const code = result.outputFiles[0]!.contents
+    rows.push({ bundle: entry.bundle, minified: code.byteLength, gzip: gzipSync(code, { level: 9 }).byteLength, ...(entry.budget !== undefined && { budget: entry.budget }) })
+  }
+  return rows
+}
