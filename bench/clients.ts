@@ -43,7 +43,8 @@ export async function kyTokenRefresh(scenario: Scenario, storage: TokenStorage =
   await auth.setTokens({ access_token: token, expires_in: 3600, refresh_token: world.refreshToken })
   if (expiresIn < 0) offset = 3_600_000 // the client knows the token has expired
   const api = ky.create({ baseUrl: BASE_URL, hooks: auth.hooks })
-  return { name: 'ky + ky-token-refresh', setup: `createTokenAuth + refreshTokenGrant, ${storage.name} storage`, get: () => api.get('items').json() }
+  const name = storage.name === 'memory' ? 'ky + ky-token-refresh' : `ky + ky-token-refresh (${storage.name})`
+  return { name, setup: `createTokenAuth + refreshTokenGrant, ${storage.name} storage`, get: () => api.get('items').json() }
 }
 
 export async function oauth2Fetch(scenario: Scenario): Promise<Client> {

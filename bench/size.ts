@@ -43,3 +43,16 @@ export async function sizes(filter?: (bundle: string) => boolean): Promise<SizeR
   }
   return rows
 }
+
+/** Where the bytes of the typical bundle (createTokenAuth + refreshTokenGrant, ky excluded) go. */
+export async function breakdown(): Promise<{ file: string; minified: number }[]> {
+  const result = await build({
+    stdin: { contents: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, resolveDir: process.cwd(), loader: 'js' },
+    bundle: true, minify: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, external: ['ky'], logLevel: 'silent', metafile: true,
+  })
+  const output = Object.values(result.metafile!.outputs)[0]!
+  return Object.entries(output.inputs)
+    .map(([file, info]) => ({ file: file.replace(/^.*node_modules\//, '').replace(/^dist\//, 'src/').replace(/\.js$/, '.ts'), minified: info.bytesInOutput }))
+    .filter((row) => row.minified > 0)
+    .sort((a, b) => b.minified - a.minified)
+}
