@@ -162,7 +162,8 @@ export function createSession(options: SessionOptions) {
         tokens = await grant.request(stored, context(controller.signal))
       } catch (error) {
         const rotated = rescuedRefreshToken(error)
-        if (rotated && stored && epochOf(key) === epoch) await commit(key, stored, { ...stored, refreshToken: rotated, rev: newRev() }, 'refresh')
+        // Never lose a rotated refresh token; a failed save must not hide the original error.
+        if (rotated && stored && epochOf(key) === epoch) await commit(key, stored, { ...stored, refreshToken: rotated, rev: newRev() }, 'refresh').catch(() => {})
         if (isTokenError(error, 'ERR_SESSION_ENDED')) await endSession(key, stored, error)
         throw error
       }

@@ -42,6 +42,20 @@ describe('single flight', () => {
     expect((await storage.get('default'))!.expiresAt).toBeGreaterThan(clock.now())
   })
 
+  it('an already-aborted caller rejects at once, and a failing shared refresh raises no unhandled rejection', async () => {
+    const { server, auth } = await client('stemp', { fixture: { tokenDelay: 50 } })
+    await auth.setTokens(server.signIn() as any)
+    server.fault('token', { kind: 'status', status: 400, body: '{"error":"invalid_request"}' })
+    // The aborted caller starts the refresh alone and leaves; the refresh fails with nobody waiting.
+    const aborted = auth.getAccessToken({ forceRefresh: true, signal: AbortSignal.abort(new Error('gone')) })
+    expect((await rejection(aborted)).message).toBe('gone')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(server.counts.token).toBe(1)
+    // A later caller starts a fresh refresh (the failed one is not cached).
+    expect(await auth.getAccessToken({ forceRefresh: true })).toBeTypeOf('string')
+    expect(server.counts).toMatchObject({ token: 2, reuse: 0 })
+  })
+
   it('proactive and reactive callers share one refresh; a 401 for an already-replaced token does not refresh', async () => {
     const { server, auth, api, clock } = await client('stemp', { fixture: { tokenDelay: 100 } })
     await auth.setTokens(server.signIn() as any)

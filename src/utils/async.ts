@@ -7,7 +7,10 @@
 /** Wait for `promise`, but stop waiting (rejecting with the signal's reason) when `signal` aborts. */
 export function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return promise
-  if (signal.aborted) return Promise.reject(signal.reason)
+  if (signal.aborted) {
+    promise.catch(() => {}) // the shared work goes on; its failure is reported to those still waiting
+    return Promise.reject(signal.reason)
+  }
   return new Promise<T>((resolve, reject) => {
     const stop = () => reject(signal.reason)
     signal.addEventListener('abort', stop, { once: true })
