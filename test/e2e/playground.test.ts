@@ -102,4 +102,16 @@ describe('playground in Chromium', () => {
     await tabB.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'))
     await context.close()
   })
+
+  it('every other profile signs in and serves requests (Stenn, DokStamp with X-Tenant, Starship, static token)', async () => {
+    for (const profile of ['stenn', 'dokstamp', 'starship', 'static']) {
+      await page.selectOption('#profile', profile)
+      await page.waitForFunction((name) => location.hash.includes(`profile=${name}`), profile)
+      await page.click('#signin')
+      await page.fill('#count', '5')
+      await page.click('#fire')
+      await page.waitForFunction(() => /5 request\(s\) in \d+ ms: /.test(document.querySelector('#log li')?.textContent ?? ''))
+      expect(await page.locator('#log li').first().innerText()).toMatch(/5 request\(s\) in \d+ ms: 5 ok$/)
+    }
+  })
 })
