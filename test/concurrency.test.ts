@@ -28,6 +28,18 @@ describe('single flight', () => {
     expect(received).toEqual(bodies.map((body) => body.pass))
   })
 
+  it('a dead session: every concurrent waiter gets the same error, sessionEnded fires once, storage is cleared', async () => {
+    const { server, auth, api, storage, events } = await client('stemp', { fixture: { tokenDelay: 30 } })
+    await auth.setTokens(server.signIn() as any)
+    server.revokeAll()
+    const errors = await Promise.all(Array.from({ length: 50 }, () => rejection(api.get('passes'))))
+    expect(new Set(errors).size).toBe(1) // one error object, shared by all 50 waiters
+    expect(errors[0].code).toBe('ERR_SESSION_ENDED')
+    expect(events.sessionEnded).toHaveLength(1)
+    expect(await storage.get('default')).toBeUndefined()
+    expect(server.counts).toMatchObject({ token: 1, unauthorized: 50, reuse: 0 })
+  })
+
   it('a caller that aborts stops waiting but does not cancel the shared refresh', async () => {
     const { server, auth, api, clock, storage } = await client('stemp', { fixture: { tokenDelay: 200 } })
     await auth.setTokens(server.signIn() as any)

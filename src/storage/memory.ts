@@ -13,6 +13,10 @@ const ADAPTER_NAME = 'memory'
  * a per-key lock, so concurrent callers in this realm share one refresh. Tokens are lost when the
  * realm ends: pair with a persistent adapter when sessions must survive a reload or restart.
  *
+ * > [!NOTE]
+ * > On Cloudflare Workers an isolate serves many requests, and its lock would make one request
+ * > await a promise created by another, which Workers forbids: use `durableObjectStorage()` there.
+ *
  * @example
  * ```ts
  * const auth = createTokenAuth({ grant, storage: memoryStorage() })
