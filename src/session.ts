@@ -180,8 +180,20 @@ export function createSession(options: SessionOptions) {
       if (committed === next) emit('refresh', { key, rotated: !!tokens.refreshToken && tokens.refreshToken !== stored?.refreshToken, ...(next.expiresAt !== undefined && { expiresAt: next.expiresAt }) })
       return committed
     }
+    if (!storage.withLock) {
+      try {
+        return await work()
+      } finally {
+        running.delete(controller)
+      }
+    }
+    // Failures of the lock itself (backend down) are storage errors; failures inside pass as they are.
+    let inside = false
     try {
-      return await (storage.withLock ? storage.withLock(key, work, { timeout: lockTimeout }) : work())
+      return await storage.withLock(key, () => ((inside = true), work()), { timeout: lockTimeout })
+    } catch (error) {
+      if (inside || isTokenError(error)) throw error
+      throw new TokenError('ERR_STORAGE', `The "${storage.name}" token storage could not take the refresh lock; stored tokens are unchanged. Check the storage backend.`, { cause: error })
     } finally {
       running.delete(controller)
     }

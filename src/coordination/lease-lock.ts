@@ -39,7 +39,13 @@ export function createLeaseLock(backend: LeaseBackend, options: LeaseLockOptions
   return async (key, fn, { timeout = 30_000 } = {}) => {
     const owner = newRev()
     const deadline = Date.now() + timeout
-    for (let wait = 25; !(await backend.acquire(key, owner, ttl)); wait = Math.min(wait * 2, 250)) {
+    let failures = 0
+    // A backend error while competing for the lease (a busy database) is retried a few times.
+    const tryAcquire = () => backend.acquire(key, owner, ttl).then((taken) => ((failures = 0), taken), (error: unknown) => {
+      if (++failures > 5) throw error
+      return false
+    })
+    for (let wait = 25; !(await tryAcquire()); wait = Math.min(wait * 2, 250)) {
       if (Date.now() + wait > deadline) {
         throw new TokenError('ERR_LOCK_TIMEOUT', `Waited ${timeout} ms for the refresh lock on "${key}". Another process holds it; check the token endpoint's latency.`)
       }
