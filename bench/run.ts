@@ -159,6 +159,11 @@ Targets for us: exactly 1 token call, 0 failed, (a) ≤ 1.2 ×, (b) ≤ 2 ×. Me
 
 ![storm chart](docs/bench-storm.svg)
 
+What the peers' numbers mean (each in its default, documented setup — see \`bench/clients.ts\`):
+- \`axios-auth-refresh\` deduplicates the refresh by taking the instance out of its interceptor while the refresh runs, so every *other* request that gets a 401 during that window is rejected (only requests *started* during the refresh are stalled and replayed). \`deduplicateRefresh: false\` would instead make one token call per 401. It has no proactive refresh, so (a) behaves like (b).
+- \`axios-jwt\` refreshes proactively from the JWT \`exp\` and queues requests meanwhile, but does not handle a 401: in (b) every request fails.
+- \`OAuth2Fetch\` dedupes both paths. It wraps \`fetch\` rather than ky, so compare its hot path with bare fetch (it adds ~${fmt(hot.find((row) => row.name.startsWith('@badgateway'))!.vsFetch, 1)} × there); our hooks ride on ky, whose own cost dominates ours.
+
 ## 3. Bundle size (esbuild --bundle --minify, ESM, gzip -9; same flags for all)
 
 | bundle | min bytes | gzip bytes | budget (gzip) |
