@@ -113,6 +113,15 @@ describe('ky hooks', () => {
     expect(hashes).toHaveLength(2)
     expect(hashes[0]).toBe(hashes[1])
     expect(hashes[1]).toBe(server.bodies[0]!.sha256)
+    // FormData: the multipart boundary and every part are the same bytes on the replay.
+    const form = new FormData()
+    form.set('file', new Blob([new Uint8Array(4096).fill(7)]), 'f.bin')
+    form.set('note', 'ü')
+    server.expireAccessTokens()
+    await spy.put('passes/1', { body: form })
+    expect(hashes).toHaveLength(4)
+    expect(hashes[2]).toBe(hashes[3])
+    expect(hashes[3]).toBe(server.bodies[1]!.sha256)
   })
 
   it('a 401 on a streaming body refreshes but does not replay: ERR_BODY_NOT_REPLAYABLE', async () => {
