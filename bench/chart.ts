@@ -1,7 +1,7 @@
 // A small horizontal bar chart as SVG (no dependencies).
 export function barChart(title: string, bars: { label: string; value: number }[], unit: string): string {
-  const width = 760
-  const left = 360
+  const width = 980
+  const left = 470
   const row = 28
   const height = 50 + bars.length * row
   const max = Math.max(...bars.map((bar) => bar.value), 1) * 1.15
@@ -19,6 +19,7 @@ export function barChart(title: string, bars: { label: string; value: number }[]
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="12" y="22" font-size="13" font-weight="600" fill="#1d2433">${escape(title)}</text>
 <line x1="${one.toFixed(1)}" y1="32" x2="${one.toFixed(1)}" y2="${height - 6}" stroke="#d6413a" stroke-dasharray="4 3"/>
+<text x="${(one + 3).toFixed(1)}" y="${height - 8}" font-size="10" fill="#d6413a">1${unit}</text>
 ${rows.join('\n')}
 </svg>
 `
