@@ -21,7 +21,7 @@
  * | `ERR_STATIC_TOKEN_REJECTED` | a static API token got a 401; it cannot be refreshed | not stored |
  * | `ERR_INSUFFICIENT_SCOPE` | 403: the token is valid but lacks a scope; never refreshed | kept |
  * | `ERR_BODY_NOT_REPLAYABLE` | 401 on a request with a streaming body, which cannot be sent twice | refreshed |
- * | `ERR_STORAGE` | the storage adapter failed; nothing was overwritten | unchanged |
+ * | `ERR_STORAGE` | the storage adapter failed to read or lock; nothing was overwritten (a failed write after a rotation is an `error` event instead: the new tokens stay in memory) | unchanged |
  * | `ERR_LOCK_TIMEOUT` | the refresh lock was not acquired in time | unchanged |
  */
 export type TokenErrorCode =

@@ -86,6 +86,8 @@ export function createSession(options: SessionOptions) {
   const aborters = new Map<string, Set<AbortController>>()
   const epochs = new Map<string, number>()
   const epochOf = (key: string) => epochs.get(key) ?? 0
+  // Token sets the server issued but storage failed to save, with the revision they replace.
+  const unsavedTokens = new Map<string, { base: string | undefined; tokens: StoredTokens }>()
   const listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>()
 
   const emit = <E extends keyof SessionEvents>(type: E, event: SessionEvents[E]) => {
@@ -155,7 +157,10 @@ export function createSession(options: SessionOptions) {
     aborters.set(key, running.add(controller))
     const work = async () => {
       // Re-read under the lock: another tab, isolate or process may have refreshed already.
-      const stored = await read(key)
+      const read0 = await read(key)
+      // Tokens a failed write left only in memory are newer than what storage holds: use them.
+      const unsaved = unsavedTokens.get(key)
+      const stored = unsaved && read0?.rev === unsaved.base ? unsaved.tokens : read0
       if (stored && stored.accessToken !== stale && !expired(stored)) return remember(key, stored, 'adopt')
       let tokens: TokenSet
       try {
@@ -163,15 +168,29 @@ export function createSession(options: SessionOptions) {
       } catch (error) {
         const rotated = rescuedRefreshToken(error)
         // Never lose a rotated refresh token; a failed save must not hide the original error.
-        if (rotated && stored && epochOf(key) === epoch) await commit(key, stored, { ...stored, refreshToken: rotated, rev: newRev() }, 'refresh').catch(() => {})
-        if (isTokenError(error, 'ERR_SESSION_ENDED')) await endSession(key, stored, error)
+        if (rotated && stored && epochOf(key) === epoch) await commit(key, read0, { ...stored, refreshToken: rotated, rev: newRev() }, 'refresh').catch(() => {})
+        if (isTokenError(error, 'ERR_SESSION_ENDED')) {
+          unsavedTokens.delete(key)
+          await endSession(key, read0, error)
+        }
         throw error
       }
       if (epochOf(key) !== epoch) throw loggedOut()
       const refreshToken = tokens.refreshToken ?? stored?.refreshToken
       const next: StoredTokens = { ...tokens, rev: newRev() }
       if (refreshToken) next.refreshToken = refreshToken
-      const committed = await commit(key, stored, next, 'refresh')
+      let committed: StoredTokens
+      try {
+        committed = await commit(key, read0, next, 'refresh')
+        unsavedTokens.delete(key)
+      } catch (error) {
+        if (!isTokenError(error, 'ERR_STORAGE')) throw error
+        // The server has rotated; storage refused the result. Keep the new tokens in memory
+        // (this engine goes on, and saves them on its next refresh) rather than lose them.
+        unsavedTokens.set(key, { base: read0?.rev, tokens: next })
+        committed = remember(key, next, 'refresh')
+        emit('error', { key, error })
+      }
       if (epochOf(key) !== epoch) {
         await guard(() => storage.delete(key)) // logout raced our write: it wins
         cache.delete(key)
@@ -265,6 +284,7 @@ export function createSession(options: SessionOptions) {
 
     async logout(key = defaultKey, revoke = true): Promise<void> {
       epochs.set(key, epochOf(key) + 1)
+      unsavedTokens.delete(key)
       for (const controller of aborters.get(key) ?? []) controller.abort(loggedOut())
       const stored = cache.get(key) ?? (await read(key).catch(() => undefined))
       cache.delete(key)
