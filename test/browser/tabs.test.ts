@@ -16,9 +16,11 @@ const tabs: Page[] = []
 async function openTab(): Promise<Page> {
   const page = await context.newPage()
   await page.goto(pageUrl)
-  await page.waitForFunction(() => (window as any).ready === true)
+  await page.waitForFunction(() => (window as any).ready === true, undefined, { polling: 100 })
   return page
 }
+// Playwright's default waitForFunction polling uses requestAnimationFrame, which a background tab
+// does not run: every wait below polls on an interval instead.
 const all = <T>(fn: (page: Page) => Promise<T>) => Promise.all(tabs.map(fn))
 const fire = (n: number) => all((page) => page.evaluate((count) => (window as any).tab.fire(count), n) as Promise<string[]>)
 const reads = () => all((page) => page.evaluate(() => (window as any).tab.reads.count) as Promise<number>)
@@ -71,7 +73,7 @@ describe('five Chromium tabs on one origin', () => {
   it('reload keeps the session (no token-endpoint call)', async () => {
     const before = api.counts.token
     await tabs[2]!.reload()
-    await tabs[2]!.waitForFunction(() => (window as any).ready === true)
+    await tabs[2]!.waitForFunction(() => (window as any).ready === true, undefined, { polling: 100 })
     const results = await tabs[2]!.evaluate(() => (window as any).tab.fire(5))
     expect(results).toEqual(['ok', 'ok', 'ok', 'ok', 'ok'])
     expect(api.counts.token).toBe(before)

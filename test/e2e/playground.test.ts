@@ -37,12 +37,13 @@ const counters = async () => ({
 describe('playground in Chromium', () => {
   it('expire → 50 concurrent requests → exactly 1 refresh and 0 reuse detections', async () => {
     await page.click('#signin')
-    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'))
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'), undefined, { polling: 100 })
     await page.click('#expire')
     await page.fill('#count', '50')
     await page.click('#fire')
-    await page.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('50 request(s)')))
-    await page.waitForFunction(() => document.querySelector('#c-api')!.textContent === '100')
+    await page.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('50 request(s)')), undefined, { polling: 100 })
+    await page.waitForFunction(() => document.querySelector('#c-api')!.textContent === '100', undefined, { polling: 100 })
+    await page.waitForTimeout(1_500) // one more poll: nothing else arrives
     expect(await counters()).toEqual({ api: 100, unauthorized: 50, refreshes: 1, reuse: 0 })
     expect(await text('#log')).toContain('50 ok')
     expect(await text('#generation')).toBe('2') // the sign-in refresh token, then one rotation
@@ -58,21 +59,24 @@ describe('playground in Chromium', () => {
     await page.click('#fire')
     await page.waitForSelector('#session-banner:not([hidden])')
     expect(await text('#session-banner')).toContain('ERR_SESSION_ENDED')
+    // fire() refreshes the counters when its requests settle, right after logging them.
+    await page.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('10 request(s)')), undefined, { polling: 100 })
+    await page.waitForTimeout(1_500)
     const after = await counters()
     expect(after.refreshes).toBe(2) // one rejected refresh, shared by all 10 requests
     expect(after.reuse).toBe(0)
-    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'))
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'), undefined, { polling: 100 })
   })
 
   it('sign in again, then log out', async () => {
     await page.click('#signin')
     await page.waitForSelector('#session-banner', { state: 'hidden' })
-    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'))
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'), undefined, { polling: 100 })
     await page.click('#logout')
-    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'))
+    await page.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'), undefined, { polling: 100 })
     expect(await text('#session-banner')).toBe('Logged out.')
     await page.click('#fire-one')
-    await page.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('ERR_TOKEN_MISSING')))
+    await page.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('ERR_TOKEN_MISSING')), undefined, { polling: 100 })
   })
 
   it('IndexedDB storage: a second tab shares the session, one refresh serves both, logout reaches both', async () => {
@@ -81,36 +85,38 @@ describe('playground in Chromium', () => {
     await tabA.goto(`${url}#profile=stemp&storage=indexeddb`)
     await tabA.waitForSelector('#c-api')
     await tabA.click('#signin')
-    await tabA.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'))
+    await tabA.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'), undefined, { polling: 100 })
     const tabB = await context.newPage()
     await tabB.goto(`${url}#profile=stemp&storage=indexeddb`)
     // Tab B never signed in: it reads the session from IndexedDB.
-    await tabB.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'))
+    await tabB.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'), undefined, { polling: 100 })
     expect(await tabB.locator('#token').innerText()).toBe(await tabA.locator('#token').innerText())
     const before = Number(await tabA.locator('#c-refresh').innerText())
     await tabA.click('#expire')
     await tabA.fill('#count', '20')
     await tabB.fill('#count', '20')
     await Promise.all([tabA.click('#fire'), tabB.click('#fire')])
-    for (const tab of [tabA, tabB]) await tab.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('20 request(s)')))
-    await tabA.waitForTimeout(1_200) // the counters poll every second
+    for (const tab of [tabA, tabB]) await tab.waitForFunction(() => [...document.querySelectorAll('#log li')].some((li) => li.textContent!.includes('20 request(s)')), undefined, { polling: 100 })
+    // The counters poll the mock every second: wait for the refresh to show, then one more poll.
+    await tabA.waitForFunction((count) => Number(document.querySelector('#c-refresh')!.textContent) > count, before, { polling: 100 })
+    await tabA.waitForTimeout(1_500)
     expect(Number(await tabA.locator('#c-refresh').innerText()) - before).toBe(1)
     expect(await tabA.locator('#c-reuse').innerText()).toBe('0')
     expect(await tabA.locator('#log').innerText()).toContain('20 ok')
     expect(await tabB.locator('#log').innerText()).toContain('20 ok')
     await tabA.click('#logout')
-    await tabB.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'))
+    await tabB.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('none'), undefined, { polling: 100 })
     await context.close()
   })
 
   it('every other profile signs in and serves requests (Stenn, DokStamp with X-Tenant, Starship, static token)', async () => {
     for (const profile of ['stenn', 'dokstamp', 'starship', 'static']) {
       await page.selectOption('#profile', profile)
-      await page.waitForFunction((name) => location.hash.includes(`profile=${name}`), profile)
+      await page.waitForFunction((name) => location.hash.includes(`profile=${name}`), profile, { polling: 100 })
       await page.click('#signin')
       await page.fill('#count', '5')
       await page.click('#fire')
-      await page.waitForFunction(() => /5 request\(s\) in \d+ ms: /.test(document.querySelector('#log li')?.textContent ?? ''))
+      await page.waitForFunction(() => /5 request\(s\) in \d+ ms: /.test(document.querySelector('#log li')?.textContent ?? ''), undefined, { polling: 100 })
       expect(await page.locator('#log li').first().innerText()).toMatch(/5 request\(s\) in \d+ ms: 5 ok$/)
     }
   })
