@@ -10,7 +10,9 @@ let origin: string
 
 beforeAll(async () => {
   redis = await startRedis()
-  bff = spawn(process.execPath, ['examples/bff/server.ts'], { env: { ...process.env, PORT: '0', REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'inherit'] })
+  bff = spawn(process.execPath, ['examples/bff/server.ts'], { env: { ...process.env, PORT: '0', REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  bff.stderr!.on('data', (chunk) => (stderr += chunk))
   origin = await new Promise<string>((resolve, reject) => {
     let out = ''
     bff.stdout!.on('data', (chunk) => {
@@ -18,7 +20,7 @@ beforeAll(async () => {
       const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
       if (match) resolve(match[1]!)
     })
-    bff.once('exit', (code) => reject(new Error(`BFF exited with ${code}`)))
+    bff.once('exit', (code) => reject(new Error(`BFF exited with ${code}: ${stderr}`)))
   })
 }, 30_000)
 
