@@ -1,7 +1,7 @@
 // Imports the built package by its name, through package.json "exports", as a user would.
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { fixture } from './helpers.ts'
 
@@ -11,6 +11,26 @@ describe('built package', () => {
   it('exists (npm test builds it before running vitest)', () => {
     expect(existsSync('dist/index.js')).toBe(true)
     expect(existsSync('dist/index.d.ts')).toBe(true)
+  })
+
+  it('every subpath in package.json "exports" resolves, with its types, and exports what the README names', async () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { exports: Record<string, { types: string; default: string } | string> }
+    const expected: Record<string, string[]> = {
+      '.': ['createTokenAuth', 'refreshTokenGrant', 'clientCredentialsGrant', 'jsonLoginGrant', 'staticToken', 'memoryStorage', 'TokenError', 'isTokenError', 'readTokenResponse'],
+      './storage/memory': ['memoryStorage'],
+      './storage/indexeddb': ['indexedDBStorage'],
+      './storage/redis': ['redisStorage'],
+      './storage/cloudflare-kv': ['cloudflareKVStorage'],
+      './storage/durable-object': ['durableObjectStorage', 'TokenCoordinator'],
+      './storage/deno-kv': ['denoKVStorage'],
+    }
+    expect(Object.keys(pkg.exports).filter((key) => key !== './package.json').sort()).toEqual(Object.keys(expected).sort())
+    for (const [subpath, names] of Object.entries(expected)) {
+      const entry = pkg.exports[subpath] as { types: string; default: string }
+      expect(existsSync(entry.types)).toBe(true)
+      const module = await import(`ky-token-refresh${subpath.slice(1)}`)
+      for (const name of names) expect(typeof module[name]).toBe('function')
+    }
   })
 
   it('imports by package name in a plain Node process and refreshes a token', async () => {
