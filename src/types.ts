@@ -34,11 +34,17 @@ export interface StoredTokens extends TokenSet {
  * `auth.setTokens()` after a sign-in that happened outside this library.
  */
 export interface TokenResponseBody {
+  /** The access token (required, non-empty). */
   access_token: string
+  /** `Bearer` in any case, or absent (Starship omits it); anything else is refused. */
   token_type?: string
+  /** Lifetime in seconds (a number or numeric string, > 0); absent: the JWT's `exp`, else unknown. */
   expires_in?: number | string
+  /** A new refresh token (rotation); `null` or absent keeps the one already stored. */
   refresh_token?: string | null
+  /** Space-separated granted scopes. */
   scope?: string
+  /** Vendor extras are accepted and ignored. */
   [extra: string]: unknown
 }
 

@@ -14,6 +14,7 @@ interface Entry<T> { value: T | null; versionstamp: string | null }
 
 /** The part of `Deno.Kv` this adapter uses (structural: no Deno types needed). */
 export interface DenoKvLike {
+  /** `Deno.Kv.get`: the value and its versionstamp. */
   get<T>(key: Key): Promise<Entry<T>>
   set(key: Key, value: unknown, options?: { expireIn?: number }): Promise<unknown>
   delete(key: Key): Promise<void>
