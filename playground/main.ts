@@ -64,6 +64,7 @@ async function makeGrant(): Promise<Grant> {
 }
 
 async function setup() {
+  delete document.body.dataset.ready
   for (const off of unsubscribe) off()
   location.hash = new URLSearchParams({ profile, storage: storageName }).toString()
   $<HTMLSelectElement>('profile').value = profile
@@ -98,6 +99,7 @@ async function setup() {
   ]
   api = ky.create({ baseUrl: `${origin}${API_PATH[profile]}`, retry: 0, hooks: auth.hooks })
   log(`profile ${profile}, storage ${storageName}`)
+  document.body.dataset.ready = `${profile}/${storageName}` // for scripts and tests driving the page
 }
 
 function showBanner(text?: string) {

@@ -8,6 +8,9 @@ export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   plugins: [mockApiPlugin()],
   server: { host: '127.0.0.1', port: Number(process.env.PORT ?? 5173), strictPort: false },
+  // Pre-bundle every dependency the page may load (idb-keyval only when IndexedDB is picked), so
+  // Vite never discovers one mid-session and reloads the page.
+  optimizeDeps: { include: ['ky', 'jose/jwt/decode', 'idb-keyval'] },
   clearScreen: false,
   logLevel: 'info',
 })

@@ -18,7 +18,7 @@ beforeAll(async () => {
   browser = await launchChromium()
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   await page.goto(url)
-  await page.waitForSelector('#c-api')
+  await page.waitForSelector('body[data-ready="stemp/memory"]')
 }, 60_000)
 
 afterAll(async () => {
@@ -83,11 +83,12 @@ describe('playground in Chromium', () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
     const tabA = await context.newPage()
     await tabA.goto(`${url}#profile=stemp&storage=indexeddb`)
-    await tabA.waitForSelector('#c-api')
+    await tabA.waitForSelector('body[data-ready="stemp/indexeddb"]')
     await tabA.click('#signin')
     await tabA.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'), undefined, { polling: 100 })
     const tabB = await context.newPage()
     await tabB.goto(`${url}#profile=stemp&storage=indexeddb`)
+    await tabB.waitForSelector('body[data-ready="stemp/indexeddb"]')
     // Tab B never signed in: it reads the session from IndexedDB.
     await tabB.waitForFunction(() => document.querySelector('#token')!.textContent!.includes('…'), undefined, { polling: 100 })
     expect(await tabB.locator('#token').innerText()).toBe(await tabA.locator('#token').innerText())
@@ -112,7 +113,7 @@ describe('playground in Chromium', () => {
   it('every other profile signs in and serves requests (Stenn, DokStamp with X-Tenant, Starship, static token)', async () => {
     for (const profile of ['stenn', 'dokstamp', 'starship', 'static']) {
       await page.selectOption('#profile', profile)
-      await page.waitForFunction((name) => location.hash.includes(`profile=${name}`), profile, { polling: 100 })
+      await page.waitForSelector(`body[data-ready="${profile}/memory"]`)
       await page.click('#signin')
       await page.fill('#count', '5')
       await page.click('#fire')
