@@ -24,6 +24,25 @@ describe('logout', () => {
     expect((await rejection(api.get('passes'))).code).toBe('ERR_TOKEN_MISSING')
   })
 
+  it('revocation authenticates the client as the token endpoint does (RFC 7009 §2.1)', async () => {
+    const server = await fixture('stemp')
+    const sent: { url: string; headers: Headers; body: string }[] = []
+    const auth = createTokenAuth({
+      grant: refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json', revocationUrl: server.url('/oauth2/revoke'), clientId: 'app', clientSecret: 's3cr:t' }),
+      fetch: async (input, init) => {
+        sent.push({ url: String(input), headers: new Headers(init?.headers), body: String(init?.body) })
+        return fetch(input, init)
+      },
+    })
+    await auth.setTokens(server.signIn() as any)
+    const refreshToken = (await auth.storage.get('default'))!.refreshToken
+    await auth.logout()
+    expect(sent).toHaveLength(1)
+    expect(sent[0]!.url).toBe(server.url('/oauth2/revoke'))
+    expect(sent[0]!.headers.get('authorization')).toBe(`Basic ${btoa('app:s3cr%3At')}`)
+    expect(JSON.parse(sent[0]!.body)).toEqual({ token: refreshToken, token_type_hint: 'refresh_token' })
+  })
+
   it('a failing revocation endpoint does not fail logout; it is reported as an error event', async () => {
     const { server, auth, storage, events } = await client('stemp', {})
     await auth.setTokens(server.signIn() as any)

@@ -6,7 +6,7 @@
  */
 import { TokenError } from '../errors.js'
 import type { Grant, GrantContext, StoredTokens, TokenSet } from '../types.js'
-import { callTokenEndpoint, type ClientAuthMethod, type TokenEndpointOptions } from './token-endpoint.js'
+import { callTokenEndpoint, encode, type ClientAuthMethod, type TokenEndpointOptions } from './token-endpoint.js'
 
 /** Options for {@link refreshTokenGrant}. */
 export interface RefreshTokenGrantOptions extends TokenEndpointOptions {
@@ -72,23 +72,14 @@ export function refreshTokenGrant(options: RefreshTokenGrantOptions): Grant {
       async revoke(tokens: StoredTokens, context: GrantContext) {
         if (!tokens.refreshToken) return
         const fields = { token: tokens.refreshToken, token_type_hint: 'refresh_token' }
-        // RFC 7009 answers 200 with an empty body; anything else is reported, never thrown at the user.
-        const response = await context.fetch(options.revocationUrl!, { method: 'POST', signal: context.signal, ...encodeRevocation(options, fields) })
+        // RFC 7009 §2.1: the client authenticates as it does at the token endpoint. The server
+        // answers 200 with an empty body; anything else is reported, never thrown at the user.
+        const request = encode({ ...options, encoding: options.body ?? 'form', fields })
+        const response = await context.fetch(options.revocationUrl!, { method: 'POST', signal: context.signal, ...request })
         if (!response.ok) throw new TokenError('ERR_TOKEN_ENDPOINT', `Token revocation answered ${response.status}; the tokens were deleted locally anyway.`, { status: response.status })
       },
     }),
   }
-}
-
-function encodeRevocation(options: RefreshTokenGrantOptions, fields: Record<string, string>) {
-  const headers = new Headers(options.headers)
-  if (options.clientId !== undefined) fields = { ...fields, client_id: options.clientId }
-  if (options.body === 'json') {
-    headers.set('content-type', 'application/json')
-    return { headers, body: JSON.stringify(fields) }
-  }
-  headers.set('content-type', 'application/x-www-form-urlencoded')
-  return { headers, body: new URLSearchParams(fields).toString() }
 }
 
 /** @internal Throw a `TypeError` naming the option when `value` is not an absolute URL. */

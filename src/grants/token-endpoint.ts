@@ -84,7 +84,8 @@ export async function callTokenEndpoint(call: TokenCall, context: GrantContext):
   }
 }
 
-function encode(call: TokenCall): { headers: Headers; body: string } {
+/** @internal Body and headers for a token-endpoint style POST, with the client authentication. */
+export function encode(call: Pick<TokenCall, 'headers' | 'fields' | 'encoding' | 'clientAuth' | 'clientId' | 'clientSecret'>): { headers: Headers; body: string } {
   const headers = new Headers(call.headers)
   const fields = { ...call.fields }
   const { clientId, clientSecret, clientAuth = clientSecret ? 'client_secret_basic' : 'none' } = call

@@ -184,8 +184,8 @@ export function parseRetryAfter(value: string | null): number | undefined {
   return Number.isFinite(seconds) ? Math.max(0, seconds) : undefined
 }
 
-/** @internal Read at most `limit` bytes of a body as text; `undefined` when it is larger (the rest is cancelled). */
-export async function readCapped(response: Response, limit = BODY_LIMIT): Promise<string | undefined> {
+// Reads at most `limit` bytes of a body as text; `undefined` when it is larger (the rest is cancelled).
+async function readCapped(response: Response, limit = BODY_LIMIT): Promise<string | undefined> {
   if (!response.body) return ''
   const reader = response.body.getReader()
   const chunks: Uint8Array[] = []
