@@ -199,17 +199,11 @@ export function createSession(options: SessionOptions) {
       if (committed === next) emit('refresh', { key, rotated: !!tokens.refreshToken && tokens.refreshToken !== stored?.refreshToken, ...(next.expiresAt !== undefined && { expiresAt: next.expiresAt }) })
       return committed
     }
-    if (!storage.withLock) {
-      try {
-        return await work()
-      } finally {
-        running.delete(controller)
-      }
-    }
     // Failures of the lock itself (backend down) are storage errors; failures inside pass as they are.
     let inside = false
+    const inner = () => ((inside = true), work())
     try {
-      return await storage.withLock(key, () => ((inside = true), work()), { timeout: lockTimeout })
+      return await (storage.withLock ? storage.withLock(key, inner, { timeout: lockTimeout }) : inner())
     } catch (error) {
       if (inside || isTokenError(error)) throw error
       throw new TokenError('ERR_STORAGE', `The "${storage.name}" token storage could not take the refresh lock; stored tokens are unchanged. Check the storage backend.`, { cause: error })

@@ -57,14 +57,21 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
     return true
   }
 
+  // Put the renewed token on the retry's headers and count the auth retry (once).
+  const useNext = (state: RequestState, headers: Headers) => {
+    if (state.next === undefined) return
+    headers.set('authorization', `Bearer ${state.next}`)
+    state.token = state.next
+    state.next = undefined
+    state.retries++
+  }
+
   const afterResponse = async ({ request, options, response }: { request: Request; options: { context?: Record<PropertyKey, unknown> }; response: Response }) => {
     // Only for `throwHttpErrors: false`, where ky never reaches its retry path on a 401.
     const state = stateOf(options)
     if (state && response.status === 401 && (await renew(state, request.signal))) {
       const retryHeaders = new Headers(request.headers)
-      retryHeaders.set('authorization', `Bearer ${state.next}`)
-      state.retries++
-      state.token = state.next
+      useNext(state, retryHeaders)
       return ky.retry({ request: new Request(request, { headers: retryHeaders }), delay: 0, code: 'TOKEN_REFRESHED' })
     }
     return undefined
@@ -128,11 +135,7 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
     beforeRetry: [
       ({ request, options }) => {
         const state = stateOf(options)
-        if (state?.next === undefined) return
-        request.headers.set('authorization', `Bearer ${state.next}`)
-        state.token = state.next
-        state.next = undefined
-        state.retries++
+        if (state) useNext(state, request.headers)
       },
     ],
     beforeError: [
