@@ -7,7 +7,7 @@ import type { Hooks } from 'ky'
 import { createHooks } from './ky/hooks.js'
 import { createSession, type GetTokenOptions, type SessionEvents, type SessionOptions } from './session.js'
 import type { TokenResponseBody, TokenSet, TokenStorage } from './types.js'
-import { originMatcher } from './utils/origin.js'
+import { originMatcher, toOrigin } from './utils/origin.js'
 
 /** Options for {@link createTokenAuth}. */
 export interface TokenAuthOptions extends SessionOptions {
@@ -47,6 +47,14 @@ export interface TokenAuth {
   logout(options?: { key?: string; revoke?: boolean }): Promise<void>
   /** Listen to an event; returns a function that removes the listener. */
   on<E extends keyof SessionEvents>(type: E, listener: (event: SessionEvents[E]) => void): () => void
+  /**
+   * Release this instance: stop watching storage, cancel refreshes in flight (their results are
+   * discarded) and drop every in-memory token set. Stored tokens stay. Later calls fail with
+   * `ERR_DISPOSED`. Also available as `using auth = createTokenAuth(…)` (`Symbol.dispose`).
+   */
+  dispose(): void
+  /** Same as {@link TokenAuth.dispose}, for `using` declarations. */
+  [Symbol.dispose](): void
 }
 
 /**
@@ -67,15 +75,19 @@ export interface TokenAuth {
  */
 export function createTokenAuth(options: TokenAuthOptions): TokenAuth {
   const session = createSession(options)
-  const origins = options.origins ?? (options.grant.url ? [options.grant.url] : undefined)
+  const origins = options.origins ?? (options.grant.url ? [toOrigin(new URL(options.grant.url).origin)] : undefined)
   if (!origins) throw new TypeError('"origins" is required when the grant has no token URL (e.g. staticToken()): list the API origins that may receive the token.')
   const hooks = createHooks(session, originMatcher(origins), options.headers ?? {})
-  return {
+  const auth = {
     hooks,
     storage: session.storage,
-    getAccessToken: session.getAccessToken,
+    getAccessToken: (options) => session.obtain(options).then((ticket) => ticket.token),
     setTokens: (tokens, { key } = {}) => session.setTokens(tokens, key),
     logout: ({ key, revoke } = {}) => session.logout(key, revoke),
     on: session.on,
-  }
+    dispose: session.dispose,
+  } as TokenAuth
+  // Runtimes without explicit resource management still get a callable `dispose()`.
+  ;(auth as unknown as Record<symbol, () => void>)[(Symbol as { dispose?: symbol }).dispose ?? Symbol.for('Symbol.dispose')] = session.dispose
+  return auth
 }

@@ -16,13 +16,14 @@
  * | `ERR_TOKEN_ENDPOINT_UNREACHABLE` | network fault or timeout talking to the token endpoint | kept |
  * | `ERR_INVALID_CLIENT` | the client credentials were rejected (`invalid_client`, 401 at login) | kept |
  * | `ERR_SESSION_ENDED` | the server said the refresh token or session is dead (`invalid_grant`) | deleted |
- * | `ERR_LOGGED_OUT` | `auth.logout()` ran while this call was waiting | deleted |
+ * | `ERR_LOGGED_OUT` | the session this call started in ended while it waited (`auth.logout()` or a new sign-in, here or elsewhere) | deleted or replaced |
  * | `ERR_STILL_UNAUTHORIZED` | 401 again after one refresh and one retry; not retried further | kept |
  * | `ERR_STATIC_TOKEN_REJECTED` | a static API token got a 401; it cannot be refreshed | not stored |
  * | `ERR_INSUFFICIENT_SCOPE` | 403: the token is valid but lacks a scope; never refreshed | kept |
  * | `ERR_BODY_NOT_REPLAYABLE` | 401 on a request with a streaming body, which cannot be sent twice | refreshed |
- * | `ERR_STORAGE` | the storage adapter failed to read or lock; nothing was overwritten (a failed write after a rotation is an `error` event instead: the new tokens stay in memory) | unchanged |
+ * | `ERR_STORAGE` | the storage adapter failed, timed out (`storageTimeout`) or returned something that is not a token set; nothing was overwritten (a failed write after a rotation is an `error` event instead: the new tokens stay in memory) | unchanged |
  * | `ERR_LOCK_TIMEOUT` | the refresh lock was not acquired in time | unchanged |
+ * | `ERR_DISPOSED` | `auth.dispose()` ran; this instance does no more work | unchanged |
  */
 export type TokenErrorCode =
   | 'ERR_TOKEN_MISSING'
@@ -38,6 +39,7 @@ export type TokenErrorCode =
   | 'ERR_BODY_NOT_REPLAYABLE'
   | 'ERR_STORAGE'
   | 'ERR_LOCK_TIMEOUT'
+  | 'ERR_DISPOSED'
 
 /** Optional details attached to a {@link TokenError}. */
 export interface TokenErrorDetails {

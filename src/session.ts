@@ -2,6 +2,12 @@
  * The ky-agnostic engine: read → fresh? → refresh once (single flight, storage lock, re-read) →
  * commit (compare-and-set) → hand out the token. The ky hooks and `getAccessToken()` both use it.
  *
+ * Everything the engine knows about one token set lives in one {@link Slot}, created on first use
+ * and dropped whole (logout, dispose). Every call carries a {@link Fence}: the slot's epoch and the
+ * session id (`sid`) it started with. A call is only ever handed tokens of that same session; if
+ * the session was logged out or replaced while it waited (on a lock, a storage read, another
+ * caller's refresh), it ends with `ERR_LOGGED_OUT` instead.
+ *
  * @module
  */
 import { TokenError, isTokenError } from './errors.js'
@@ -9,6 +15,7 @@ import { rescuedRefreshToken, toTokenSet } from './grants/token-response.js'
 import { memoryStorage } from './storage/memory.js'
 import type { Grant, GrantContext, StoredTokens, TokenResponseBody, TokenSet, TokenStorage } from './types.js'
 import { abortable, newRev } from './utils/async.js'
+import { isAccessToken, isRefreshToken } from './utils/token-syntax.js'
 
 /** Options shared by `createTokenAuth()` and the engine. */
 export interface SessionOptions {
@@ -32,6 +39,12 @@ export interface SessionOptions {
   fetch?: typeof fetch
   /** Give up waiting for another caller's refresh lock after this many ms. Default 30000. */
   lockTimeout?: number
+  /**
+   * Give up on one storage operation (read, write, delete, compare-and-set) after this many ms
+   * (`ERR_STORAGE`). A storage call that never settles then fails this call only: later calls
+   * try again. Default 10000.
+   */
+  storageTimeout?: number
   /** The clock (epoch ms). Default `Date.now`; inject one to simulate time in tests. */
   now?: () => number
   /**
@@ -51,7 +64,7 @@ export interface SessionEvents {
   refresh: { key: string; rotated: boolean; expiresAt?: number }
   /** The server said the session is dead; stored tokens were deleted. Fired once per session. */
   sessionEnded: { key: string; error: TokenError }
-  /** A failure that did not reach a caller (failed proactive refresh with a still-valid token, failed revocation). */
+  /** A failure that did not reach a caller (failed proactive refresh with a still-valid token, failed revocation, a failed write). */
   error: { key: string; error: unknown }
 }
 
@@ -61,8 +74,54 @@ export interface GetTokenOptions {
   key?: string
   /** Stop waiting (the shared refresh itself goes on for the other callers). */
   signal?: AbortSignal
-  /** Refresh even if the stored token still looks valid. */
+  /** Refresh even if the stored token still looks valid; also skips the backoff after a failed refresh. */
   forceRefresh?: boolean
+}
+
+/** Token-endpoint failures that start a backoff: callers share them instead of calling again. */
+const ENDPOINT_FAILURES = new Set(['ERR_TOKEN_ENDPOINT', 'ERR_TOKEN_ENDPOINT_UNREACHABLE', 'ERR_TOKEN_RESPONSE_INVALID', 'ERR_INVALID_CLIENT'])
+/** Backoff after consecutive failed refreshes: 1 s, 2 s, 4 s … up to 60 s; `Retry-After` up to 15 min wins. */
+const BACKOFF_BASE = 1_000
+const BACKOFF_MAX = 60_000
+const RETRY_AFTER_MAX = 900_000
+/** The `sid` of token sets a grant obtained from nothing (client credentials, a password login): the app's own identity. */
+const GRANT_SESSION = 'grant'
+
+/** @internal Everything the engine knows about one token set. */
+export interface Slot {
+  readonly key: string
+  /** The last token set read or written: the in-memory copy the hot path serves. */
+  tokens: StoredTokens | undefined
+  /** The cached ticket for `tokens` (allocated once per token set, not per request). */
+  ticket: Ticket | undefined
+  /** This engine's refresh in flight, joined by callers of the same session. */
+  flight: { sid: string | undefined; promise: Promise<StoredTokens> } | undefined
+  /** Token-endpoint calls in flight; logout aborts them. */
+  calls: Set<AbortController>
+  /** Bumped by logout, setTokens and dispose: work begun under an older epoch hands out and stores nothing. */
+  epoch: number
+  /** Tokens the server issued that storage failed to save, with the revision they replace. */
+  unsaved: { base: string | undefined; tokens: StoredTokens } | undefined
+  /** The last failed refresh, shared by callers until `until` (epoch ms). */
+  failure: { error: unknown; until: number; streak: number } | undefined
+  /** A token set whose refresh token the server declared dead, while its storage cleanup is pending. */
+  dead: { rev: string; refreshToken: string | undefined; error: TokenError } | undefined
+}
+
+/** @internal What a call started with: only tokens of this session may be handed to it. */
+export interface Fence {
+  readonly slot: Slot
+  readonly epoch: number
+  /** The session id of the tokens the call started with. */
+  readonly sid: string | undefined
+  /** Whether any tokens were stored when the call started. */
+  readonly had: boolean
+}
+
+/** @internal A token and the fence of the session it belongs to. */
+export interface Ticket {
+  readonly token: string
+  readonly fence: Fence
 }
 
 /** @internal The engine object the hooks drive. */
@@ -70,26 +129,31 @@ export type Session = ReturnType<typeof createSession>
 
 /** @internal Build the engine. */
 export function createSession(options: SessionOptions) {
-  const { grant, storage = memoryStorage(), key: defaultKey = 'default', refreshBefore = 60_000, lockTimeout = 30_000 } = options
+  const { grant, storage = memoryStorage(), key: defaultKey = 'default', refreshBefore = 60_000, lockTimeout = 30_000, storageTimeout = 10_000 } = options
   if (!grant || typeof grant.request !== 'function') throw new TypeError('"grant" is required, e.g. refreshTokenGrant({ url }).')
   if (!Number.isFinite(refreshBefore) || refreshBefore < 0) throw new TypeError('"refreshBefore" must be a non-negative number of milliseconds.')
+  for (const [name, value] of [['lockTimeout', lockTimeout], ['storageTimeout', storageTimeout]] as const) {
+    if (!Number.isFinite(value) || value <= 0) throw new TypeError(`"${name}" must be a positive number of milliseconds.`)
+  }
   const now = options.now ?? Date.now
   const fetcher: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
   const share = options.shareRefreshes ?? (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent !== 'Cloudflare-Workers'
+  const refreshable = grant.refreshable !== false
   if (grant.rotates && storage.flags.consistency === 'eventual' && !storage.withLock) {
     throw new TypeError(
       `The "${storage.name}" storage is eventually consistent and cannot coordinate refresh-token rotation: two callers would spend the same refresh token and the server would revoke the session. Use a coordinating storage (e.g. durableObjectStorage()) for this grant.`,
     )
   }
-  const cache = new Map<string, StoredTokens>()
-  const flights = new Map<string, Promise<StoredTokens>>()
-  const aborters = new Map<string, Set<AbortController>>()
-  const epochs = new Map<string, number>()
-  const epochOf = (key: string) => epochs.get(key) ?? 0
-  // Token sets the server issued but storage failed to save, with the revision they replace.
-  const unsavedTokens = new Map<string, { base: string | undefined; tokens: StoredTokens }>()
+  const slots = new Map<string, Slot>()
   const listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>()
+  let disposed = false
 
+  // ---- small pieces --------------------------------------------------------------------------
+  const slotOf = (key: string): Slot => {
+    let slot = slots.get(key)
+    if (!slot) slots.set(key, (slot = { key, tokens: undefined, ticket: undefined, flight: undefined, calls: new Set(), epoch: 0, unsaved: undefined, failure: undefined, dead: undefined }))
+    return slot
+  }
   const emit = <E extends keyof SessionEvents>(type: E, event: SessionEvents[E]) => {
     for (const listener of listeners.get(type) ?? []) {
       try {
@@ -99,190 +163,347 @@ export function createSession(options: SessionOptions) {
   }
   const fresh = (tokens: TokenSet) =>
     tokens.expiresAt === undefined ||
-    now() < tokens.expiresAt - Math.min(refreshBefore, (tokens.expiresAt - tokens.receivedAt) / 2)
+    now() < tokens.expiresAt - Math.min(refreshBefore, (tokens.expiresAt - (tokens.receivedAt ?? tokens.expiresAt)) / 2)
   const expired = (tokens: TokenSet) => tokens.expiresAt !== undefined && now() >= tokens.expiresAt
   const context = (signal: AbortSignal): GrantContext => ({ fetch: fetcher, signal, now })
-
-  const guard = async <T>(operation: () => Promise<T>): Promise<T> => {
-    try {
-      return await operation()
-    } catch (error) {
-      if (isTokenError(error)) throw error
-      throw new TokenError('ERR_STORAGE', `The "${storage.name}" token storage failed; nothing was overwritten. Check the storage backend.`, { cause: error })
-    }
+  const loggedOut = (key: string) =>
+    new TokenError('ERR_LOGGED_OUT', `The session this call started in ended while it waited (auth.logout() or a new sign-in for "${key}", here or in another tab or process); nothing was sent with another session's token. Sign in again.`)
+  const assertLive = () => {
+    if (disposed) throw new TokenError('ERR_DISPOSED', 'This auth instance was disposed (auth.dispose()); create a new one with createTokenAuth().')
   }
-  const read = (key: string) => guard(() => storage.get(key))
-  const remember = (key: string, tokens: StoredTokens, cause: SessionEvents['tokens']['cause']) => {
-    if (cache.get(key)?.rev === tokens.rev) return tokens
-    cache.set(key, tokens)
-    emit('tokens', { key, cause, ...(tokens.expiresAt !== undefined && { expiresAt: tokens.expiresAt }) })
+
+  // Every storage call is bounded: one that never settles fails this call, not the key forever.
+  const bounded = <T>(what: string, operation: () => Promise<T>, ms = storageTimeout): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    return Promise.race([
+      Promise.resolve().then(operation),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TokenError('ERR_STORAGE', `The "${storage.name}" token storage did not answer a ${what} within ${ms} ms; nothing was overwritten. Check the storage backend (or raise "storageTimeout").`)), ms)
+      }),
+    ]).then(
+      (value) => (clearTimeout(timer), value),
+      (error: unknown) => {
+        clearTimeout(timer)
+        if (isTokenError(error)) throw error
+        throw new TokenError('ERR_STORAGE', `The "${storage.name}" token storage failed (${what}); nothing was overwritten. Check the storage backend.`, { cause: error })
+      },
+    )
+  }
+  const read = async (key: string) => validate(await bounded('read', () => storage.get(key)), storage.name)
+  const remember = (slot: Slot, tokens: StoredTokens, cause: SessionEvents['tokens']['cause']) => {
+    if (slot.tokens?.rev === tokens.rev) return tokens
+    slot.tokens = tokens
+    slot.ticket = undefined
+    emit('tokens', { key: slot.key, cause, ...(tokens.expiresAt !== undefined && { expiresAt: tokens.expiresAt }) })
     return tokens
   }
-  const current = async (key: string) => cache.get(key) ?? (await read(key).then((stored) => stored && remember(key, stored, 'adopt')))
+  const forget = (slot: Slot) => {
+    slot.tokens = undefined
+    slot.ticket = undefined
+  }
+  const ticketOf = (slot: Slot, tokens: StoredTokens): Ticket => {
+    if (slot.tokens === tokens && slot.ticket) return slot.ticket
+    const ticket: Ticket = { token: tokens.accessToken, fence: { slot, epoch: slot.epoch, sid: tokens.sid, had: true } }
+    if (slot.tokens === tokens) slot.ticket = ticket
+    return ticket
+  }
+
+  /** Refuse tokens that do not belong to the session `fence` started in. */
+  const admit = (fence: Fence, tokens: StoredTokens | undefined): StoredTokens => {
+    if (fence.slot.epoch !== fence.epoch) throw loggedOut(fence.slot.key)
+    if (!tokens) throw fence.had ? loggedOut(fence.slot.key) : missing()
+    if (fence.had ? tokens.sid !== fence.sid : tokens.sid !== GRANT_SESSION) throw fence.had ? loggedOut(fence.slot.key) : missing()
+    return tokens
+  }
+  const missing = () => new TokenError('ERR_TOKEN_MISSING', 'No tokens were stored for this key when this call began. Sign the user in, then call auth.setTokens() with the token response.')
+
+  // ---- storage steps ---------------------------------------------------------------------------
+  /** The slot's tokens: the in-memory copy, else storage (validated; a known-dead set is refused). */
+  const current = async (slot: Slot): Promise<StoredTokens | undefined> => {
+    if (slot.tokens) return slot.tokens
+    const epoch = slot.epoch
+    const stored = await read(slot.key)
+    if (slot.epoch !== epoch) throw loggedOut(slot.key)
+    if (stored && isDead(slot, stored)) throw await buryAgain(slot)
+    return stored && remember(slot, stored, 'adopt')
+  }
 
   // Write `next` unless someone else wrote since we read `expected`; then adopt theirs.
-  const commit = async (key: string, expected: StoredTokens | undefined, next: StoredTokens, cause: 'refresh' | 'set') => {
+  const commit = async (slot: Slot, expected: StoredTokens | undefined, next: StoredTokens, cause: 'refresh' | 'set') => {
     if (storage.compareAndSet) {
-      if (!(await guard(() => storage.compareAndSet!(key, expected?.rev, next)))) {
-        const winner = await read(key)
-        if (winner) return remember(key, winner, 'adopt')
-        throw new TokenError('ERR_LOGGED_OUT', 'The tokens were deleted by another caller (logout) while this refresh ran. Sign in again.')
+      if (!(await bounded('compare-and-set', () => storage.compareAndSet!(slot.key, expected?.rev, next)))) {
+        const winner = await read(slot.key)
+        if (winner) return remember(slot, winner, 'adopt')
+        throw loggedOut(slot.key)
       }
     } else {
-      await guard(() => storage.set(key, next))
+      await bounded('write', () => storage.set(slot.key, next))
     }
-    return remember(key, next, cause)
+    return remember(slot, next, cause)
   }
 
-  const endSession = async (key: string, stored: StoredTokens | undefined, error: TokenError) => {
-    cache.delete(key)
-    const latest = await read(key)
-    if (latest && latest.rev !== stored?.rev) return // someone else already has a new session
-    if (latest) await guard(() => storage.delete(key))
-    emit('tokens', { key, cause: 'session-ended' })
-    emit('sessionEnded', { key, error })
+  /** Save tokens the server issued; if storage refuses, keep them in memory (never lost) and report. */
+  const keep = async (slot: Slot, base: StoredTokens | undefined, next: StoredTokens): Promise<StoredTokens> => {
+    try {
+      const committed = await commit(slot, base, next, 'refresh')
+      slot.unsaved = undefined
+      return committed
+    } catch (error) {
+      if (!isTokenError(error, 'ERR_STORAGE')) throw error
+      slot.unsaved = { base: base?.rev, tokens: next }
+      emit('error', { key: slot.key, error })
+      return remember(slot, next, 'refresh')
+    }
   }
 
-  // Another tab or worker wrote this key: forget our copy so the next request re-reads it.
-  storage.watch?.((key) => {
-    if (cache.delete(key)) emit('tokens', { key, cause: 'remote' })
-  })
+  const isDead = (slot: Slot, tokens: StoredTokens) =>
+    !!slot.dead && (tokens.rev === slot.dead.rev || (!!tokens.refreshToken && tokens.refreshToken === slot.dead.refreshToken))
 
-  const loggedOut = () => new TokenError('ERR_LOGGED_OUT', 'auth.logout() ran while tokens were being refreshed; the result was discarded. Sign in again.')
+  /** The server said the refresh token is dead: forget, delete, announce. A failed cleanup is retried on next access. */
+  const endSession = async (slot: Slot, presented: StoredTokens | undefined, inStorage: StoredTokens | undefined, error: TokenError) => {
+    forget(slot)
+    slot.unsaved = undefined
+    slot.dead = { rev: inStorage?.rev ?? '', refreshToken: presented?.refreshToken, error }
+    try {
+      const latest = await read(slot.key)
+      if (latest && isDead(slot, latest)) await bounded('delete', () => storage.delete(slot.key))
+      slot.dead = undefined // deleted, or storage already holds another session
+    } catch (cleanup) {
+      emit('error', { key: slot.key, error: cleanup })
+    }
+    emit('tokens', { key: slot.key, cause: 'session-ended' })
+    emit('sessionEnded', { key: slot.key, error })
+  }
+  const buryAgain = async (slot: Slot): Promise<TokenError> => {
+    const dead = slot.dead!
+    try {
+      await bounded('delete', () => storage.delete(slot.key))
+      slot.dead = undefined
+    } catch (cleanup) {
+      emit('error', { key: slot.key, error: cleanup })
+    }
+    return dead.error
+  }
 
-  const runRefresh = async (key: string, stale: string | undefined): Promise<StoredTokens> => {
-    const epoch = epochOf(key)
-    const controller = new AbortController()
-    const running = aborters.get(key) ?? new Set()
-    aborters.set(key, running.add(controller))
-    const work = async () => {
-      // Re-read under the lock: another tab, isolate or process may have refreshed already.
-      const read0 = await read(key)
+  /** Hold the storage lock (bounded even if the backend never answers) while `work` runs. */
+  const locked = <T>(slot: Slot, work: () => Promise<T>): Promise<T> => {
+    if (!storage.withLock) return work()
+    let started = false
+    let abandoned = false
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let settled!: (outcome: Promise<T>) => void
+    const inside = new Promise<T>((resolve) => (settled = resolve as never))
+    const held = storage.withLock(slot.key, () => {
+      if (abandoned) return Promise.reject(new Error('abandoned'))
+      started = true
+      clearTimeout(timer)
+      const running = work()
+      settled(running) // the caller resumes when the work is done, not when a slow release finishes
+      return running
+    }, { timeout: lockTimeout })
+    const giveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        if (started) return
+        abandoned = true
+        reject(new TokenError('ERR_LOCK_TIMEOUT', `The "${storage.name}" storage did not grant the refresh lock on "${slot.key}" within ${lockTimeout + storageTimeout} ms; stored tokens are unchanged. Check the storage backend.`))
+      }, lockTimeout + storageTimeout)
+    })
+    return Promise.race([
+      inside,
+      giveUp,
+      held.catch((error: unknown) => {
+        clearTimeout(timer)
+        if (started || isTokenError(error)) throw error
+        throw new TokenError('ERR_STORAGE', `The "${storage.name}" token storage could not take the refresh lock; stored tokens are unchanged. Check the storage backend.`, { cause: error })
+      }),
+    ])
+  }
+
+  // ---- the refresh -----------------------------------------------------------------------------
+  /** Under the lock: re-read, adopt what someone else already got, or call the grant and commit. */
+  const runRefresh = (fence: Fence, stale: string | undefined): Promise<StoredTokens> => {
+    const { slot, epoch } = fence
+    const fenced = () => {
+      if (slot.epoch !== epoch) throw loggedOut(slot.key)
+    }
+    return locked(slot, async () => {
+      fenced()
+      const read0 = await read(slot.key)
+      fenced()
       // Tokens a failed write left only in memory are newer than what storage holds: use them.
-      const unsaved = unsavedTokens.get(key)
-      const stored = unsaved && read0?.rev === unsaved.base ? unsaved.tokens : read0
-      if (stored && stored.accessToken !== stale && !expired(stored)) return remember(key, stored, 'adopt')
+      const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
+      if (stored && isDead(slot, stored)) throw await buryAgain(slot)
+      // Someone else's session now (logout + sign-in elsewhere): not ours to refresh.
+      if (stored && fence.had && stored.sid !== fence.sid) return stored
+      if (!stored && fence.had) throw loggedOut(slot.key)
+      if (stored && stored.accessToken !== stale && !expired(stored)) return remember(slot, stored, 'adopt')
+      const controller = new AbortController()
+      slot.calls.add(controller)
       let tokens: TokenSet
       try {
         tokens = await grant.request(stored, context(controller.signal))
       } catch (error) {
-        const rotated = rescuedRefreshToken(error)
-        // Never lose a rotated refresh token; a failed save must not hide the original error.
-        if (rotated && stored && epochOf(key) === epoch) await commit(key, read0, { ...stored, refreshToken: rotated, rev: newRev() }, 'refresh').catch(() => {})
-        if (isTokenError(error, 'ERR_SESSION_ENDED')) {
-          unsavedTokens.delete(key)
-          await endSession(key, read0, error)
-        }
+        await afterFailure(slot, epoch, read0, stored, error)
         throw error
+      } finally {
+        slot.calls.delete(controller)
       }
-      if (epochOf(key) !== epoch) throw loggedOut()
-      const refreshToken = tokens.refreshToken ?? stored?.refreshToken
+      fenced()
       const next: StoredTokens = { ...tokens, rev: newRev() }
+      const sid = stored ? stored.sid : GRANT_SESSION
+      if (sid !== undefined) next.sid = sid
+      const refreshToken = tokens.refreshToken ?? stored?.refreshToken
       if (refreshToken) next.refreshToken = refreshToken
-      let committed: StoredTokens
-      try {
-        committed = await commit(key, read0, next, 'refresh')
-        unsavedTokens.delete(key)
-      } catch (error) {
-        if (!isTokenError(error, 'ERR_STORAGE')) throw error
-        // The server has rotated; storage refused the result. Keep the new tokens in memory
-        // (this engine goes on, and saves them on its next refresh) rather than lose them.
-        unsavedTokens.set(key, { base: read0?.rev, tokens: next })
-        committed = remember(key, next, 'refresh')
-        emit('error', { key, error })
+      const committed = await keep(slot, read0, next)
+      if (slot.epoch !== epoch) {
+        await bounded('delete', () => storage.delete(slot.key)).catch(() => {}) // logout raced our write: it wins
+        throw loggedOut(slot.key)
       }
-      if (epochOf(key) !== epoch) {
-        await guard(() => storage.delete(key)) // logout raced our write: it wins
-        cache.delete(key)
-        throw loggedOut()
-      }
-      if (committed === next) emit('refresh', { key, rotated: !!tokens.refreshToken && tokens.refreshToken !== stored?.refreshToken, ...(next.expiresAt !== undefined && { expiresAt: next.expiresAt }) })
+      slot.failure = undefined
+      if (committed === next) emit('refresh', { key: slot.key, rotated: !!tokens.refreshToken && tokens.refreshToken !== stored?.refreshToken, ...(next.expiresAt !== undefined && { expiresAt: next.expiresAt }) })
       return committed
+    })
+  }
+
+  /** A failed grant call: save a rotated refresh token it carried, end a dead session, start the backoff. */
+  const afterFailure = async (slot: Slot, epoch: number, read0: StoredTokens | undefined, stored: StoredTokens | undefined, error: unknown) => {
+    if (slot.epoch !== epoch) return
+    const rotated = rescuedRefreshToken(error)
+    let inStorage = read0
+    if (rotated && stored) {
+      const rescued = await keep(slot, read0, { ...stored, refreshToken: rotated, rev: newRev() }).catch(() => undefined)
+      if (rescued && !slot.unsaved) inStorage = rescued
     }
-    // Failures of the lock itself (backend down) are storage errors; failures inside pass as they are.
-    let inside = false
-    const inner = () => ((inside = true), work())
-    try {
-      return await (storage.withLock ? storage.withLock(key, inner, { timeout: lockTimeout }) : inner())
-    } catch (error) {
-      if (inside || isTokenError(error)) throw error
-      throw new TokenError('ERR_STORAGE', `The "${storage.name}" token storage could not take the refresh lock; stored tokens are unchanged. Check the storage backend.`, { cause: error })
-    } finally {
-      running.delete(controller)
+    if (isTokenError(error, 'ERR_SESSION_ENDED')) return endSession(slot, stored, inStorage, error)
+    if (isTokenError(error) && ENDPOINT_FAILURES.has(error.code)) {
+      const streak = (slot.failure?.streak ?? 0) + 1
+      const backoff = Math.min(BACKOFF_BASE * 2 ** (streak - 1), BACKOFF_MAX)
+      const asked = error.retryAfter !== undefined ? Math.min(error.retryAfter * 1000, RETRY_AFTER_MAX) : 0
+      slot.failure = { error, until: now() + Math.max(backoff, asked), streak }
     }
   }
 
-  /** One refresh per key at a time: later callers join the flight in progress. */
-  const refresh = (key: string, stale: string | undefined, signal?: AbortSignal) => {
-    if (!share) return abortable(runRefresh(key, stale), signal)
-    let flight = flights.get(key)
-    if (!flight) {
-      const started: Promise<StoredTokens> = runRefresh(key, stale).finally(() => {
-        if (flights.get(key) === started) flights.delete(key)
-      })
-      flights.set(key, (flight = started))
+  /** One refresh per session at a time: later callers of the same session join the flight in progress. */
+  const refresh = async (fence: Fence, stale: string | undefined, signal: AbortSignal | undefined, force: boolean): Promise<Ticket> => {
+    const { slot } = fence
+    if (slot.failure && !force && now() < slot.failure.until) throw slot.failure.error
+    if (slot.epoch !== fence.epoch) throw loggedOut(slot.key)
+    let promise: Promise<StoredTokens>
+    if (!share) promise = runRefresh(fence, stale)
+    else if (slot.flight && slot.flight.sid === fence.sid) promise = slot.flight.promise
+    else {
+      const flight: NonNullable<Slot['flight']> = {
+        sid: fence.sid,
+        promise: runRefresh(fence, stale).finally(() => {
+          if (slot.flight === flight) slot.flight = undefined
+        }),
+      }
+      slot.flight = flight
+      promise = flight.promise
     }
-    return abortable(flight, signal)
+    const tokens = admit(fence, await abortable(promise, signal))
+    return ticketOf(slot, tokens)
   }
 
+  /** Start a call: the slot and what it holds now. */
+  const begin = async (key: string): Promise<{ fence: Fence; tokens: StoredTokens | undefined }> => {
+    assertLive()
+    const slot = slotOf(key)
+    const epoch = slot.epoch
+    const tokens = await current(slot)
+    if (slot.epoch !== epoch) throw loggedOut(key)
+    return { fence: { slot, epoch, sid: tokens?.sid, had: !!tokens }, tokens }
+  }
+
+  // Another tab or worker wrote this key: forget our copy so the next request re-reads it.
+  const unwatch = storage.watch?.((key) => {
+    const slot = slots.get(key)
+    if (slot?.tokens) {
+      forget(slot)
+      emit('tokens', { key, cause: 'remote' })
+    }
+  })
+  // Errors already reported as `error` events (a shared backoff failure is reported once).
+  const reported = new WeakSet<object>()
+
+  // ---- the engine's surface ------------------------------------------------------------------
   return {
     defaultKey,
-    refreshable: grant.refreshable !== false,
+    refreshable,
     storage,
     emit,
 
-    /** The cached token for `key` when it is fresh, synchronously (the hot path); else `undefined`. */
-    peek(key: string): string | undefined {
-      const tokens = grant.refreshable === false ? undefined : cache.get(key)
-      return tokens && fresh(tokens) ? tokens.accessToken : undefined
+    /** A fresh cached ticket for `key`, synchronously (the hot path); else `undefined`. */
+    peek(key: string): Ticket | undefined {
+      if (!refreshable || disposed) return undefined
+      const slot = slots.get(key)
+      const tokens = slot?.tokens
+      return tokens && fresh(tokens) ? ticketOf(slot, tokens) : undefined
     },
 
-    async getAccessToken({ key = defaultKey, signal, forceRefresh = false }: GetTokenOptions = {}): Promise<string> {
-      if (grant.refreshable === false) return (await grant.request(undefined, context(new AbortController().signal))).accessToken
-      const tokens = await current(key)
-      if (tokens && !forceRefresh && fresh(tokens)) return tokens.accessToken
+    /** A valid token and the session it belongs to; refreshes (once, shared) when needed. */
+    async obtain({ key = defaultKey, signal, forceRefresh = false }: GetTokenOptions = {}): Promise<Ticket> {
+      if (!refreshable) {
+        assertLive()
+        const slot = slotOf(key)
+        const { accessToken } = await grant.request(undefined, context(new AbortController().signal))
+        return { token: accessToken, fence: { slot, epoch: slot.epoch, sid: undefined, had: true } }
+      }
+      const { fence, tokens } = await begin(key)
+      if (tokens && !forceRefresh && fresh(tokens)) return ticketOf(fence.slot, tokens)
       try {
-        return (await refresh(key, tokens?.accessToken, signal)).accessToken
+        return await refresh(fence, tokens?.accessToken, signal, forceRefresh)
       } catch (error) {
         // A token inside its early-refresh window is still valid: a transient failure should not break this request.
-        const transient = isTokenError(error) && ['ERR_TOKEN_ENDPOINT', 'ERR_TOKEN_ENDPOINT_UNREACHABLE', 'ERR_LOCK_TIMEOUT', 'ERR_TOKEN_RESPONSE_INVALID'].includes(error.code)
-        if (tokens && !forceRefresh && transient && !expired(tokens) && cache.get(key) === tokens) {
-          emit('error', { key, error })
-          return tokens.accessToken
+        const transient = isTokenError(error) && (ENDPOINT_FAILURES.has(error.code) || error.code === 'ERR_LOCK_TIMEOUT') && error.code !== 'ERR_INVALID_CLIENT'
+        if (tokens && !forceRefresh && transient && !expired(tokens) && fence.slot.tokens === tokens && fence.slot.epoch === fence.epoch) {
+          if (!reported.has(error)) (reported.add(error), emit('error', { key, error }))
+          return ticketOf(fence.slot, tokens)
         }
         throw error
       }
     },
 
-    /** After a 401 for `stale`: use a token someone else already obtained, or refresh once. */
-    async renew(key: string, stale: string, signal?: AbortSignal): Promise<string> {
-      const cached = cache.get(key)
-      if (!flights.has(key) && cached && cached.accessToken !== stale && !expired(cached)) return cached.accessToken
-      return (await refresh(key, stale, signal)).accessToken
+    /** After a 401 for the token of `ticket`: use a token someone else already obtained, or refresh once. */
+    async renew(ticket: Ticket, signal?: AbortSignal): Promise<Ticket> {
+      assertLive()
+      const { fence } = ticket
+      const { slot } = fence
+      if (slot.epoch !== fence.epoch) throw loggedOut(slot.key)
+      const cached = slot.tokens
+      if (!slot.flight && cached && cached.accessToken !== ticket.token && !expired(cached)) return ticketOf(slot, admit(fence, cached))
+      return refresh(fence, ticket.token, signal, false)
     },
 
     async setTokens(input: TokenResponseBody | TokenSet, key = defaultKey): Promise<void> {
+      assertLive()
       let tokens: TokenSet
       if ('access_token' in input) tokens = toTokenSet(input, now())
       else {
-        const { accessToken, expiresAt } = input as Partial<TokenSet>
-        if (typeof accessToken !== 'string' || !accessToken || (expiresAt !== undefined && !Number.isFinite(expiresAt))) {
-          throw new TypeError('setTokens() needs a token response ({ access_token, expires_in, … }) or a TokenSet with a non-empty accessToken.')
+        const { accessToken, refreshToken, expiresAt } = input as Partial<TokenSet>
+        if (!isAccessToken(accessToken) || (refreshToken !== undefined && !isRefreshToken(refreshToken)) || (expiresAt !== undefined && !Number.isFinite(expiresAt))) {
+          throw new TypeError('setTokens() needs a token response ({ access_token, expires_in, … }) or a TokenSet with a valid accessToken (RFC 6750 token characters) and, if any, a printable refreshToken.')
         }
         tokens = { ...(input as TokenSet), receivedAt: (input as TokenSet).receivedAt ?? now() }
       }
-      const next: StoredTokens = { ...tokens, rev: newRev() }
-      await guard(() => storage.set(key, next))
-      remember(key, next, 'set')
+      // A sign-in starts a new session: calls still waiting on the old one end with ERR_LOGGED_OUT.
+      const next: StoredTokens = { ...tokens, rev: newRev(), sid: newRev() }
+      const slot = slotOf(key)
+      close(slot)
+      slot.failure = undefined
+      slot.dead = undefined
+      slot.unsaved = undefined
+      await bounded('write', () => storage.set(key, next))
+      remember(slot, next, 'set')
     },
 
     async logout(key = defaultKey, revoke = true): Promise<void> {
-      epochs.set(key, epochOf(key) + 1)
-      unsavedTokens.delete(key)
-      for (const controller of aborters.get(key) ?? []) controller.abort(loggedOut())
-      const stored = cache.get(key) ?? (await read(key).catch(() => undefined))
-      cache.delete(key)
-      await guard(() => storage.delete(key))
+      assertLive()
+      const slot = slotOf(key)
+      close(slot)
+      slots.delete(key) // dropped whole; waiting calls hold the old slot and see its epoch move
+      const stored = slot.tokens ?? slot.unsaved?.tokens ?? (await read(key).catch(() => undefined))
+      await bounded('delete', () => storage.delete(key))
       emit('tokens', { key, cause: 'logout' })
       if (revoke && stored && grant.revoke) {
         await grant.revoke(stored, context(AbortSignal.timeout(5_000))).catch((error: unknown) => emit('error', { key, error }))
@@ -294,5 +515,48 @@ export function createSession(options: SessionOptions) {
       listeners.set(type, set.add(listener))
       return () => set.delete(listener)
     },
+
+    /** Stop listening to storage, cancel refreshes in flight, drop every slot. Idempotent. */
+    dispose(): void {
+      if (disposed) return
+      disposed = true
+      unwatch?.()
+      for (const slot of slots.values()) close(slot)
+      slots.clear()
+      listeners.clear()
+    },
   }
+
+  /** End everything in flight for `slot`: bump the epoch, abort token calls, forget the tokens. */
+  function close(slot: Slot) {
+    slot.epoch++
+    for (const controller of slot.calls) controller.abort(loggedOut(slot.key))
+    slot.calls.clear()
+    slot.flight = undefined
+    forget(slot)
+  }
+
+}
+
+/**
+ * @internal A stored value as the engine may use it, or `ERR_STORAGE` naming what is wrong.
+ * Anything that is not a token set (a string, `{}`, a null or numeric token, a token that is not a
+ * valid header value) is refused, never sent.
+ */
+export function validate(value: unknown, storageName: string): StoredTokens | undefined {
+  if (value === undefined || value === null) return undefined
+  const record = value as Partial<Record<keyof StoredTokens, unknown>>
+  const problem =
+    typeof value !== 'object' || Array.isArray(value) ? `a ${Array.isArray(value) ? 'array' : typeof value}`
+    : !isAccessToken(record.accessToken) ? 'no valid "accessToken"'
+    : typeof record.rev !== 'string' ? 'no "rev"'
+    : record.refreshToken !== undefined && !isRefreshToken(record.refreshToken) ? 'an invalid "refreshToken"'
+    : record.expiresAt !== undefined && !Number.isFinite(record.expiresAt) ? 'a non-numeric "expiresAt"'
+    : record.receivedAt !== undefined && !Number.isFinite(record.receivedAt) ? 'a non-numeric "receivedAt"'
+    : record.sid !== undefined && typeof record.sid !== 'string' ? 'a non-string "sid"'
+    : undefined
+  if (problem) {
+    throw new TokenError('ERR_STORAGE', `The "${storageName}" token storage returned something that is not a token set (${problem}); it was not used. Check what else writes to this key, or replace it with auth.setTokens() or auth.logout().`)
+  }
+  return value as StoredTokens
 }

@@ -27,6 +27,13 @@ export interface TokenSet {
 export interface StoredTokens extends TokenSet {
   /** Opaque revision; a new value on every write. Compared by {@link TokenStorage.compareAndSet}. */
   rev: string
+  /**
+   * Which sign-in this token set descends from: new on every `auth.setTokens()`, kept by every
+   * refresh. A call is only handed tokens of the session it started in, so a request that waited
+   * through a logout and another user's sign-in fails instead of carrying their token. Adapters
+   * store it like any other field.
+   */
+  sid?: string
 }
 
 /**
