@@ -81,8 +81,9 @@ describe('a fleet of Node processes on one Redis', () => {
     await auth.setTokens({ accessToken: 'old', refreshToken: 'rt-0', receivedAt: Date.now(), expiresAt: Date.now() - 1 })
     const pending = auth.getAccessToken()
     await new Promise((resolve) => setTimeout(resolve, 100))
-    // Meanwhile another node (whose lease came after the lapse) committed newer tokens.
-    const newer: StoredTokens = { accessToken: 'from-the-new-holder', refreshToken: 'rt-1', receivedAt: Date.now(), expiresAt: Date.now() + 60_000, rev: 'newer' }
+    // Meanwhile another node (whose lease came after the lapse) refreshed the same session.
+    const { sid } = (await storage.get('default'))!
+    const newer: StoredTokens = { accessToken: 'from-the-new-holder', refreshToken: 'rt-1', receivedAt: Date.now(), expiresAt: Date.now() + 60_000, rev: 'newer', sid: sid! }
     await storage.set('default', newer)
     release()
     expect(await pending).toBe('from-the-new-holder')
