@@ -12,10 +12,10 @@
  * | --- | --- | --- |
  * | `ERR_TOKEN_MISSING` | nothing stored for this key: sign in, then call `auth.setTokens()` | none |
  * | `ERR_TOKEN_RESPONSE_INVALID` | the token endpoint answered 2xx with a body that is not a usable token response | kept (a rotated refresh token in it is saved) |
- * | `ERR_TOKEN_ENDPOINT` | the token endpoint answered an error we cannot classify (5xx, 429, odd 4xx) | kept |
+ * | `ERR_TOKEN_ENDPOINT` | the token endpoint answered an error we cannot classify (5xx, 429, odd 4xx) or a redirect (3xx, never followed) | kept |
  * | `ERR_TOKEN_ENDPOINT_UNREACHABLE` | network fault or timeout talking to the token endpoint | kept |
  * | `ERR_INVALID_CLIENT` | the client credentials were rejected (`invalid_client`, 401 at login) | kept |
- * | `ERR_SESSION_ENDED` | the server said the refresh token or session is dead (`invalid_grant`) | deleted |
+ * | `ERR_SESSION_ENDED` | the server said the refresh token or session is dead (`invalid_grant`), also when the one replay after a lost rotation response is rejected | deleted |
  * | `ERR_LOGGED_OUT` | the session this call started in ended while it waited (`auth.logout()` or a new sign-in, here or elsewhere) | deleted or replaced |
  * | `ERR_STILL_UNAUTHORIZED` | 401 again after one refresh and one retry; not retried further | kept |
  * | `ERR_STATIC_TOKEN_REJECTED` | a static API token got a 401; it cannot be refreshed | not stored |

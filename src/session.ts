@@ -35,7 +35,11 @@ export interface SessionOptions {
    * token's lifetime, so short-lived tokens are not refreshed on every request.
    */
   refreshBefore?: number
-  /** The transport for token-endpoint calls (never routed through the ky hooks). Default `globalThis.fetch`. */
+  /**
+   * The transport for token-endpoint calls (never routed through the ky hooks). Default
+   * `globalThis.fetch`. Token calls pass `redirect: 'manual'` and treat any redirect as an error;
+   * a custom fetch must honour that option.
+   */
   fetch?: typeof fetch
   /** Give up waiting for another caller's refresh lock after this many ms. Default 30000. */
   lockTimeout?: number

@@ -89,7 +89,7 @@ describe('no leaks', () => {
     await collect(stemp.auth.getAccessToken({ forceRefresh: true }))
     stemp.server.fault('token', { kind: 'html' })
     await collect(stemp.auth.getAccessToken({ forceRefresh: true }))
-    stemp.server.fault('token', { kind: 'reset' })
+    stemp.server.fault('token', { kind: 'reset' }, 2)
     await collect(stemp.auth.getAccessToken({ forceRefresh: true }))
     stemp.server.revokeAll()
     await collect(stemp.auth.getAccessToken({ forceRefresh: true }))

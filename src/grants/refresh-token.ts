@@ -7,6 +7,7 @@
 import { TokenError } from '../errors.js'
 import type { Grant, GrantContext, StoredTokens, TokenSet } from '../types.js'
 import { callTokenEndpoint, encode, type ClientAuthMethod, type TokenEndpointOptions } from './token-endpoint.js'
+import { describeURL, redirectError } from './token-response.js'
 
 /** Options for {@link refreshTokenGrant}. */
 export interface RefreshTokenGrantOptions extends TokenEndpointOptions {
@@ -72,10 +73,13 @@ export function refreshTokenGrant(options: RefreshTokenGrantOptions): Grant {
       async revoke(tokens: StoredTokens, context: GrantContext) {
         if (!tokens.refreshToken) return
         const fields = { token: tokens.refreshToken, token_type_hint: 'refresh_token' }
-        // RFC 7009 §2.1: the client authenticates as it does at the token endpoint. The server
-        // answers 200 with an empty body; anything else is reported, never thrown at the user.
+        // RFC 7009 §2.1: the client authenticates as it does at the token endpoint, and like it
+        // never follows a redirect. The server answers 200 with an empty body; anything else is
+        // reported, never thrown at the user.
         const request = encode({ ...options, encoding: options.body ?? 'form', fields })
         const response = await context.fetch(options.revocationUrl!, { method: 'POST', signal: context.signal, ...request })
+        const redirect = redirectError(response, 'revocation', describeURL(options.revocationUrl!), 'The tokens were deleted locally anyway.', [...secrets, tokens.refreshToken])
+        if (redirect) throw redirect
         if (!response.ok) throw new TokenError('ERR_TOKEN_ENDPOINT', `Token revocation answered ${response.status}; the tokens were deleted locally anyway.`, { status: response.status })
       },
     }),

@@ -1,6 +1,28 @@
 /**
  * One token-endpoint call shared by the built-in grants: body encoding, client authentication,
- * a per-attempt timeout and a bounded retry that honours `Retry-After`.
+ * no redirects, a per-attempt timeout and a bounded retry that honours `Retry-After`.
+ *
+ * Redirects are never followed (`redirect: 'manual'`): a 307/308 would re-send the refresh token,
+ * the client secret or the password to wherever `Location` points. A 3xx is an error that asks for
+ * the final URL.
+ *
+ * A lost rotation response is replayed once, at once. When a rotating refresh (`idempotent:
+ * false`) fails ambiguously, that is, the server may have processed it but its answer never
+ * arrived (a network fault or reset after sending, the per-attempt timeout, a gateway's 502 or
+ * 504), the stored refresh token may already be spent. We send the same request again immediately,
+ * exactly once, because:
+ * - the client holds nothing but the old refresh token, so any later refresh would replay it
+ *   anyway, only later;
+ * - servers with a reuse grace window (Auth0's rotation overlap, Okta's grace period) answer a
+ *   replay inside the window with valid tokens, so replaying at once is the only way to recover;
+ * - on a strict reuse-detection server the replay of a processed token revokes the family, the
+ *   same result any later refresh would have had; if the server never processed the first request,
+ *   the replay simply succeeds.
+ * If the replay is rejected (`invalid_grant`, 401), the error is `ERR_SESSION_ENDED` and says that
+ * the earlier response was lost. Answers that say "not processed" (429, 503) keep the bounded,
+ * `Retry-After`-honouring retries; a 500 is not repeated (it may have rotated, and a broken server
+ * does not get better by being asked twice in a row). Idempotent calls (client credentials, login)
+ * retry network faults, timeouts, 5xx and 429 with backoff.
  *
  * @module
  */
@@ -16,9 +38,19 @@ export interface TokenEndpointOptions {
   /** Extra headers for the token endpoint only (never sent to the API), e.g. a tenant header. */
   headers?: Record<string, string>
   /**
-   * Attempts for failures that are safe to repeat (default 3). A rotating refresh-token request
-   * is repeated only on 429/502/503/504, never after a network fault or timeout: the server may
-   * already have rotated the token, and replaying the old one would trip reuse detection.
+   * Attempts per token-endpoint call, counting the first (default 3; `1` turns off every repeat,
+   * the lost-response replay included).
+   *
+   * - Client credentials and login (safe to repeat): network faults, timeouts, 5xx and 429 are
+   *   retried with backoff, honouring `Retry-After`.
+   * - A rotating refresh: 429 and 503 (the server says it did not process the request) are retried
+   *   the same way. A failure that leaves it unknown whether the server rotated the token (network
+   *   fault after sending, timeout, 502, 504) is replayed exactly once, immediately: the client
+   *   has only the old refresh token, so any later refresh would replay it anyway; a server with a
+   *   reuse grace window (Auth0, Okta) answers a prompt replay with valid tokens; a strict
+   *   reuse-detection server ends the session, as a later refresh would have, and if the first
+   *   request was never processed the replay just succeeds. A replay rejected by the server is
+   *   `ERR_SESSION_ENDED`, saying the earlier response was lost. A 500 is not repeated.
    */
   attempts?: number
   /** Per-attempt timeout (ms). Default 10000 (10 seconds). */
@@ -45,25 +77,36 @@ export interface TokenCall extends TokenEndpointOptions {
 export async function callTokenEndpoint(call: TokenCall, context: GrantContext): Promise<TokenSet> {
   const { attempts = 3, timeout = 10_000, maxRetryAfter = 10 } = call
   const where = describeURL(call.url)
+  // Everything we sent (refresh token, password, secret, the Basic credential) is scrubbed from
+  // quoted server text.
+  const { grant_type: _, ...sent } = call.fields
+  const secrets = [...call.secrets, ...Object.values(sent), call.clientId ?? '', call.clientSecret ?? '', basicCredential(call) ?? '']
+  let lost: string | undefined // why the answer we replay for never arrived
   for (let attempt = 1; ; attempt++) {
     let retryAfter: number | undefined
     let failure: TokenError
+    let ambiguous: string | undefined
     const controller = new AbortController()
     const abort = () => controller.abort(context.signal.reason)
     context.signal.addEventListener('abort', abort, { once: true })
     const timer = setTimeout(() => controller.abort(), timeout)
     try {
       const response = await context.fetch(call.url, { method: 'POST', signal: controller.signal, ...encode(call) })
-      // Everything we sent (refresh token, password, secret) is scrubbed from quoted server text.
-      const { grant_type: _, ...sent } = call.fields
-      const secrets = [...call.secrets, ...Object.values(sent), call.clientSecret ?? '']
-      return await readTokenResponse(response, { now: context.now, rejected: call.rejected, secrets })
+      return await readTokenResponse(response, { now: context.now, rejected: call.rejected, secrets, url: call.url })
     } catch (error) {
       if (context.signal.aborted) throw context.signal.reason
       if (isTokenError(error)) {
-        const transient = error.code === 'ERR_TOKEN_ENDPOINT' && error.status !== undefined &&
-          (call.idempotent ? error.status >= 500 || error.status === 429 : [429, 502, 503, 504].includes(error.status))
-        if (!transient) throw error
+        if (lost && error.code === 'ERR_SESSION_ENDED') {
+          throw new TokenError(
+            'ERR_SESSION_ENDED',
+            `The token endpoint ${where} rejected the refresh token when it was sent again because the earlier response was lost (${lost}): the server had most likely already rotated it and took the replay as reuse. The stored tokens were deleted; sign the user in again and call setTokens().`,
+            { cause: error, ...(error.status !== undefined && { status: error.status }), ...(error.error !== undefined && { error: error.error }) },
+          )
+        }
+        const { status } = error
+        if (error.code !== 'ERR_TOKEN_ENDPOINT' || status === undefined) throw error
+        if (!call.idempotent && (status === 502 || status === 504)) ambiguous = `answered ${status}`
+        else if (!(status === 429 || status === 503 || (call.idempotent && status >= 500))) throw error
         failure = error
         retryAfter = error.retryAfter
       } else {
@@ -73,37 +116,47 @@ export async function callTokenEndpoint(call: TokenCall, context: GrantContext):
           `Could not reach the token endpoint ${where} (${timedOut ? `no answer within ${timeout} ms` : 'network error'}). Stored tokens were kept; check connectivity and try again.`,
           { cause: error },
         )
-        if (!call.idempotent) throw failure
+        if (!call.idempotent) ambiguous = timedOut ? `no answer within ${timeout} ms` : 'network error'
       }
     } finally {
       clearTimeout(timer)
       context.signal.removeEventListener('abort', abort)
+    }
+    if (ambiguous) {
+      // A rotating refresh the server may have processed: one immediate replay (module comment).
+      if (lost || attempt >= attempts) throw failure
+      lost = ambiguous
+      continue
     }
     if (attempt >= attempts || (retryAfter !== undefined && retryAfter > maxRetryAfter)) throw failure
     await sleep(retryAfter !== undefined ? retryAfter * 1000 : 100 * 2 ** attempt, context.signal)
   }
 }
 
-/** @internal Body and headers for a token-endpoint style POST, with the client authentication. */
-export function encode(call: Pick<TokenCall, 'headers' | 'fields' | 'encoding' | 'clientAuth' | 'clientId' | 'clientSecret'>): { headers: Headers; body: string } {
+/**
+ * @internal The request init for a token-endpoint style POST: body, headers with the client
+ * authentication, and `redirect: 'manual'` (a redirect is an error, never followed).
+ */
+export function encode(call: Pick<TokenCall, 'headers' | 'fields' | 'encoding' | 'clientAuth' | 'clientId' | 'clientSecret'>): { headers: Headers; body: string; redirect: 'manual' } {
   const headers = new Headers(call.headers)
   const fields = { ...call.fields }
-  const { clientId, clientSecret, clientAuth = clientSecret ? 'client_secret_basic' : 'none' } = call
-  if (clientAuth === 'client_secret_basic') {
-    // RFC 6749 §2.3.1: form-urlencode id and secret before base64, so any character survives.
-    const user = formEncode(clientId ?? '')
-    headers.set('authorization', `Basic ${btoa(`${user}:${formEncode(clientSecret ?? '')}`)}`)
+  const { clientId, clientSecret } = call
+  const basic = basicCredential(call)
+  if (basic !== undefined) {
+    headers.set('authorization', `Basic ${btoa(basic)}`)
   } else if (clientId !== undefined) {
     fields.client_id = clientId
-    if (clientAuth === 'client_secret_post' && clientSecret !== undefined) fields.client_secret = clientSecret
+    if (call.clientAuth === 'client_secret_post' && clientSecret !== undefined) fields.client_secret = clientSecret
   }
   headers.set('accept', 'application/json')
-  if (call.encoding === 'json') {
-    headers.set('content-type', 'application/json')
-    return { headers, body: JSON.stringify(fields) }
-  }
-  headers.set('content-type', 'application/x-www-form-urlencoded')
-  return { headers, body: new URLSearchParams(fields).toString() }
+  headers.set('content-type', call.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded')
+  return { headers, body: call.encoding === 'json' ? JSON.stringify(fields) : new URLSearchParams(fields).toString(), redirect: 'manual' }
+}
+
+// `client_secret_basic`'s `id:secret`, each form-urlencoded first (RFC 6749 §2.3.1) so any
+// character survives; `undefined` for the other methods. Default: basic with a secret, else none.
+function basicCredential({ clientId, clientSecret, clientAuth = clientSecret ? 'client_secret_basic' : 'none' }: Pick<TokenCall, 'clientAuth' | 'clientId' | 'clientSecret'>): string | undefined {
+  return clientAuth === 'client_secret_basic' ? `${formEncode(clientId ?? '')}:${formEncode(clientSecret ?? '')}` : undefined
 }
 
 function formEncode(value: string): string {

@@ -1,12 +1,16 @@
 /**
  * Turning a token-endpoint `Response` into a validated {@link TokenSet}, or into a typed error.
- * Every malformed field has one defined outcome; nothing yields `NaN` or infinite validity.
+ * Every malformed field has one defined outcome; nothing yields `NaN` or infinite validity, and
+ * only header-safe token values get through (a CR/LF in an access token would split a header).
+ * Server text quoted in an error is untrusted: every form of every value we sent is scrubbed out
+ * of it first, then it is cut to size, because apps log these errors.
  *
  * @module
  */
 import { decodeJwt } from 'jose/jwt/decode'
 import { TokenError, type TokenErrorCode } from '../errors.js'
 import type { TokenResponseBody, TokenSet } from '../types.js'
+import { isAccessToken, isRefreshToken } from '../utils/token-syntax.js'
 
 /** Longest lifetime we believe (one year, in seconds); a larger `expires_in` is capped to it. */
 const MAX_LIFETIME = 31_536_000
@@ -22,8 +26,10 @@ export interface ReadTokenResponseOptions {
    * `client` (the client credentials or password were rejected). Default `session`.
    */
   rejected?: 'session' | 'client'
-  /** Values to scrub from any server text quoted in an error message. */
+  /** Values to scrub (in every encoding, see {@link scrub}) from any server text quoted in an error. */
   secrets?: readonly string[]
+  /** The URL that was requested, named in messages when the response does not carry one (a browser's opaque redirect). */
+  url?: string
 }
 
 // A refresh token the server rotated in a response we otherwise rejected: the engine saves it,
@@ -44,7 +50,10 @@ export function rescuedRefreshToken(error: unknown): string | undefined {
  */
 export async function readTokenResponse(response: Response, options: ReadTokenResponseOptions = {}): Promise<TokenSet> {
   const receivedAt = (options.now ?? Date.now)()
-  const where = describeURL(response.url)
+  const where = describeURL(response.url || options.url || '')
+  const secrets = options.secrets ?? []
+  const redirect = redirectError(response, 'token', where, 'Stored tokens were kept.', secrets)
+  if (redirect) throw redirect
   const text = await readCapped(response)
   let body: unknown
   try {
@@ -56,7 +65,7 @@ export async function readTokenResponse(response: Response, options: ReadTokenRe
     throw endpointError(response, record, errorCode, where, options)
   }
   if (!record) {
-    const type = response.headers.get('content-type')?.split(';')[0] ?? 'no content type'
+    const type = quote(response.headers.get('content-type')?.split(';')[0] || 'no content type', secrets, 64)
     throw new TokenError(
       'ERR_TOKEN_RESPONSE_INVALID',
       text === undefined
@@ -65,29 +74,37 @@ export async function readTokenResponse(response: Response, options: ReadTokenRe
       { status: response.status, response },
     )
   }
-  return toTokenSet(record, receivedAt, where)
+  return toTokenSet(record, receivedAt, where, secrets)
 }
 
 /**
  * Validate a parsed token response body and compute its expiry. Throws `ERR_TOKEN_RESPONSE_INVALID`
- * naming the bad field. `receivedAt` is when the body arrived (epoch ms).
+ * naming the bad field (never quoting a token). `receivedAt` is when the body arrived (epoch ms);
+ * `where` names the source in messages; `secrets` are scrubbed from any server text quoted.
+ *
+ * The access token must be an RFC 6750 `b64token` (letters, digits, `-._~+/`, then `=` padding),
+ * the only syntax that is safe in `Authorization: Bearer …`; a refresh token must be visible ASCII
+ * or spaces (RFC 6749 `VSCHAR`). No API this library targets issues anything else.
  */
-export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number, where = 'the token response'): TokenSet {
+export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number, where = 'the token response', secrets: readonly string[] = []): TokenSet {
+  const { access_token, token_type, expires_in, refresh_token, scope } = body
   const invalid = (field: string, why: string): never => {
     const error = new TokenError(
       'ERR_TOKEN_RESPONSE_INVALID',
       `${where} has an unusable "${field}": ${why}. Stored tokens were kept; check the server or the grant's settings.`,
     )
-    if (typeof body.refresh_token === 'string' && body.refresh_token) rescued.set(error, body.refresh_token)
+    if (isRefreshToken(refresh_token)) rescued.set(error, refresh_token)
     return error as never
   }
-  const { access_token, token_type, expires_in, refresh_token, scope } = body
   if (typeof access_token !== 'string' || !access_token) throw invalid('access_token', 'missing or empty')
-  if (token_type !== undefined && token_type !== null && String(token_type).toLowerCase() !== 'bearer') {
-    throw invalid('token_type', `only Bearer is supported, got ${JSON.stringify(String(token_type).slice(0, 20))}`)
+  if (!isAccessToken(access_token)) {
+    throw invalid('access_token', 'not a valid bearer token (RFC 6750: letters, digits, -._~+/ and trailing =), so it cannot be sent in a header')
   }
-  if (refresh_token !== undefined && refresh_token !== null && (typeof refresh_token !== 'string' || !refresh_token)) {
-    throw invalid('refresh_token', 'must be a non-empty string, null or absent')
+  if (token_type !== undefined && token_type !== null && (typeof token_type !== 'string' || token_type.toLowerCase() !== 'bearer')) {
+    throw invalid('token_type', `only Bearer is supported, got ${typeof token_type === 'string' ? `"${quote(token_type, secrets, 20)}"` : `a ${typeof token_type}`}`)
+  }
+  if (refresh_token !== undefined && refresh_token !== null && !isRefreshToken(refresh_token)) {
+    throw invalid('refresh_token', 'must be a non-empty string of visible ASCII (RFC 6749), null or absent')
   }
   const tokens: TokenSet = { accessToken: access_token, receivedAt }
   if (refresh_token) tokens.refreshToken = refresh_token
@@ -130,9 +147,13 @@ function endpointError(
 ): TokenError {
   const { status } = response
   const rejected = options.rejected ?? 'session'
-  const said = body ? describeBody(body, options.secrets ?? []) : ''
+  const secrets = options.secrets ?? []
+  // The server's code as shown (`.error`, message): scrubbed, printable ASCII, at most 64
+  // characters. It is classified below as received.
+  const shown = error && quote(error, secrets, 64, /[^\x20-\x7e]/g)
+  const said = body ? describeBody(body, shown, secrets) : ''
   const retryAfter = parseRetryAfter(response.headers.get('retry-after'))
-  const details = { status, response, ...(error && { error }), ...(retryAfter !== undefined && { retryAfter }) }
+  const details = { status, response, ...(shown && { error: shown }), ...(retryAfter !== undefined && { retryAfter }) }
   let code: TokenErrorCode = 'ERR_TOKEN_ENDPOINT'
   let next = status >= 500 || status === 429 ? 'The server is failing or rate limiting; try again later.' : 'Check the grant settings (URL, body encoding, client authentication).'
   if (error === 'invalid_client' || (rejected === 'client' && (status === 401 || status === 403))) {
@@ -143,6 +164,33 @@ function endpointError(
     next = 'The refresh token was rejected, so the stored tokens were deleted. Sign the user in again and call setTokens().'
   }
   return new TokenError(code, `The token endpoint ${where} answered ${status}${said}. ${next}`, details)
+}
+
+/**
+ * @internal The error for a 3xx (or a browser's `opaqueredirect`, status 0) from a token or
+ * revocation endpoint, or `undefined` for any other response. Token requests are sent with
+ * `redirect: 'manual'` and never follow: a 307/308 would re-send the refresh token, client secret
+ * or password to wherever `Location` points. The message names the target's origin only (with
+ * `secrets` scrubbed from it).
+ */
+export function redirectError(response: Response, endpoint: 'token' | 'revocation', where: string, after: string, secrets: readonly string[] = []): TokenError | undefined {
+  const { status } = response
+  if (response.type !== 'opaqueredirect' && (status < 300 || status > 399)) return undefined
+  response.body?.cancel().catch(() => {})
+  const location = response.headers.get('location')
+  let target = ''
+  if (location !== null) {
+    try {
+      target = ` to ${quote(new URL(location, response.url || where).origin, secrets, 200)}`
+    } catch {
+      target = ' to an unreadable location'
+    }
+  }
+  return new TokenError(
+    'ERR_TOKEN_ENDPOINT',
+    `The ${endpoint} endpoint ${where} answered ${status ? `${status} (a redirect${target})` : 'with a redirect'}. Token requests never follow redirects, which would send the refresh token and client credentials elsewhere: configure the final ${endpoint} URL in the grant's options. ${after}`,
+    { status, response },
+  )
 }
 
 /** `origin + pathname` only: a query string may carry secrets. */
@@ -162,19 +210,44 @@ function errorCodeOf(body: Record<string, unknown>): string | undefined {
   return undefined
 }
 
-function describeBody(body: Record<string, unknown>, secrets: readonly string[]): string {
-  const code = errorCodeOf(body)
+function describeBody(body: Record<string, unknown>, code: string | undefined, secrets: readonly string[]): string {
   const nested = isRecord(body.error) ? body.error.message : undefined
   const text = [body.error_description, body.message, nested].find((value) => typeof value === 'string') as string | undefined
   let out = code ? ` ${code}` : ''
-  if (text) out += `: "${scrub(text.slice(0, 200), secrets)}"`
+  if (text) out += `: "${quote(text, secrets, 200)}"`
   return out
 }
 
-/** Replace every secret in `text`; the library's defence against servers that echo credentials. */
+// Server text fit to quote: scrubbed first (a cap applied first could cut a secret in half and
+// leave its prefix), then stripped of control characters (`unsafe`), then cut to `max`.
+function quote(text: string, secrets: readonly string[], max: number, unsafe = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu): string {
+  return scrub(text, secrets).replace(unsafe, '').slice(0, max)
+}
+
+/**
+ * Replace every secret in `text`, in every form a server may echo it: raw, percent-encoded
+ * (`encodeURIComponent` and form style, either hex case), JSON-escaped (also with `\/` and
+ * `\uXXXX`, as PHP writes it), base64 and base64url (padded or not). Pass the `user:secret`
+ * string of a Basic header as a secret to catch the header's base64. Secrets under 4 characters
+ * are ignored. The library's defence against servers that echo what they received.
+ */
 export function scrub(text: string, secrets: readonly string[]): string {
-  for (const secret of secrets) if (secret && secret.length >= 4) text = text.split(secret).join('[redacted]')
+  const forms = new Set<string>()
+  for (const secret of secrets) if (secret && secret.length >= 4) for (const form of encodings(secret)) forms.add(form)
+  // Longest first, so no shorter form can break a longer one before it is found.
+  for (const form of [...forms].sort((a, b) => b.length - a.length)) text = text.split(form).join('[redacted]')
   return text
+}
+
+function encodings(value: string): string[] {
+  const uri = encodeURIComponent(value)
+  const form = new URLSearchParams({ v: value }).toString().slice(2)
+  const json = JSON.stringify(value).slice(1, -1)
+  const base64 = btoa(String.fromCharCode(...new TextEncoder().encode(value)))
+  const base64url = base64.replace(/\+/g, '-').replace(/\//g, '_')
+  const lower = (encoded: string) => encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())
+  const php = json.replace(/\//g, '\\/').replace(/[^\x00-\x7f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return [value, uri, form, lower(uri), lower(form), json, php, base64, base64.replace(/=+$/, ''), base64url, base64url.replace(/=+$/, '')]
 }
 
 /** `Retry-After` as seconds (delta-seconds or HTTP date), or `undefined`. */
