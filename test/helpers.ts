@@ -39,7 +39,7 @@ const API_PREFIX: Record<ApiKind, string> = { stemp: '/api/v1/', stenn: '/v1/', 
 /** A fixture plus a configured client for it, as the README recipes build them. */
 export async function client(
   kind: ApiKind,
-  overrides: Partial<TokenAuthOptions> & { fixture?: FixtureOptions; kyOptions?: Parameters<typeof ky.create>[0] } = {},
+  overrides: Partial<TokenAuthOptions> & { fixture?: FixtureOptions; kyOptions?: Parameters<typeof ky.create>[0]; mode?: Mode } = {},
 ): Promise<Client> {
   const clock = testClock()
   const server = await fixture(kind, { clock: clock.now, ...overrides.fixture })
@@ -48,7 +48,7 @@ export async function client(
     kind === 'stemp' ? refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json' })
     : kind === 'starship' ? jsonLoginGrant({ loginUrl: server.url('/auth/login'), refreshUrl: server.url('/auth/refresh'), credentials: () => ({ ...server.credentials }) })
     : clientCredentialsGrant({ url: server.url(kind === 'stenn' ? '/auth/v1/token' : '/oauth/token'), clientId: server.credentials.client_id!, clientSecret: server.credentials.client_secret! })
-  const { fixture: _f, kyOptions, ...rest } = overrides
+  const { fixture: _f, kyOptions, mode = 'hooks', ...rest } = overrides
   const auth = createTokenAuth({
     grant,
     storage,
@@ -59,8 +59,17 @@ export async function client(
   })
   const events = { tokens: [], refresh: [], sessionEnded: [], error: [] } as Client['events']
   for (const type of Object.keys(events) as (keyof SessionEvents)[]) auth.on(type, (event: any) => events[type].push(event))
-  const api = ky.create({ baseUrl: server.url(API_PREFIX[kind]), hooks: auth.hooks, ...kyOptions })
+  const api = wire(auth, mode, { baseUrl: server.url(API_PREFIX[kind]), ...kyOptions })
   return { server, auth, api, storage, clock, events }
+}
+
+/** The two ways to plug the library into ky: `auth.hooks` (per request) and `auth.extend(api)` (per instance). */
+export type Mode = 'hooks' | 'extend'
+export const MODES: readonly Mode[] = ['hooks', 'extend']
+
+/** A ky instance authenticated by `auth` in the given mode. */
+export function wire(auth: TokenAuth, mode: Mode, options: Parameters<typeof ky.create>[0] = {}): KyInstance {
+  return mode === 'hooks' ? ky.create({ ...options, hooks: { ...auth.hooks, ...options.hooks } }) : auth.extend(ky.create(options))
 }
 
 /** Await a promise expected to reject and return the rejection. */

@@ -8,7 +8,7 @@ import { inspect } from 'node:util'
 import ky, { HTTPError } from 'ky'
 import { describe, expect, it } from 'vitest'
 import { clientCredentialsGrant, createTokenAuth, staticToken } from '../src/index.ts'
-import { client, fixture, rejection } from './helpers.ts'
+import { MODES, client, fixture, rejection, wire } from './helpers.ts'
 
 /** Every string reachable from `root`: own properties (enumerable or not), cause chains, Headers, Request/Response. */
 function reachableStrings(root: unknown): string[] {
@@ -84,98 +84,99 @@ async function redirector(target: string, status: number) {
   return { origin, close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))) }
 }
 
-describe('1. nothing a user may log shows a token', () => {
-  const cases = [
-    ['ERR_STILL_UNAUTHORIZED', 'passes', 401],
-    ['ERR_INSUFFICIENT_SCOPE', 'organization', 403],
-    ['a plain 500 passed through', 'passes', 500],
-  ] as const
-  for (const [name, path, status] of cases) {
-    it(`${name}: util.inspect (default and full depth), String, JSON and a walk of cause/options/request hold no token`, async () => {
-      const { server, auth, api } = await client('stemp', { kyOptions: { retry: 0 } })
+for (const mode of MODES) {
+  describe(`1. nothing a user may log shows a token (auth.${mode})`, () => {
+    const cases = [
+      ['ERR_STILL_UNAUTHORIZED', 'passes', 401],
+      ['ERR_INSUFFICIENT_SCOPE', 'organization', 403],
+      ['a plain 500 passed through', 'passes', 500],
+    ] as const
+    for (const [name, path, status] of cases) {
+      it(`${name}: util.inspect (default and full depth), String, JSON and a walk of cause/options/request hold no token`, async () => {
+        const { server, auth, api } = await client('stemp', { mode, kyOptions: { retry: 0 } })
+        const signIn = server.signIn() as any
+        await auth.setTokens(signIn)
+        if (status !== 403) server.fault('api', { kind: 'status', status, body: '{"error":"nope"}' }, 5)
+        const error = await rejection(api.get(path))
+        const text = logged(error)
+        expect(text).not.toContain(signIn.access_token)
+        expect(text).not.toContain(signIn.refresh_token)
+        const renewed = (await auth.storage.get('default'))!
+        expect(text).not.toContain(renewed.accessToken)
+        expect(text).not.toContain(renewed.refreshToken)
+        expect(text).toMatch(/\bBearer \[redacted\]/) // the header is visible as having been sent, not its value
+        if (status === 500) expect(error).toBeInstanceOf(HTTPError)
+      })
+    }
+
+    it('ERR_STATIC_TOKEN_REJECTED and a network error hold no static token', async () => {
+      const server = await fixture('stemp')
+      const token = 'sk_live_notknowntotheserver0123'
+      const auth = createTokenAuth({ grant: staticToken(token), origins: [server.origin, 'http://127.0.0.1:9'] })
+      const api = wire(auth, mode, { retry: 0 })
+      const rejected = await rejection(api.get(server.url('/api/v1/passes')))
+      expect(rejected.code).toBe('ERR_STATIC_TOKEN_REJECTED')
+      expect(logged(rejected)).not.toContain(token)
+      const network = await rejection(api.get('http://127.0.0.1:9/api'))
+      expect(logged(network)).not.toContain(token)
+    })
+
+    it('an error body that echoes the bearer token is scrubbed', async () => {
+      const { server, auth, api } = await client('stemp', { mode, kyOptions: { retry: 0 } })
       const signIn = server.signIn() as any
       await auth.setTokens(signIn)
-      if (status !== 403) server.fault('api', { kind: 'status', status, body: '{"error":"nope"}' }, 5)
-      const error = await rejection(api.get(path))
-      const text = logged(error)
-      expect(text).not.toContain(signIn.access_token)
-      expect(text).not.toContain(signIn.refresh_token)
-      const renewed = (await auth.storage.get('default'))!
-      expect(text).not.toContain(renewed.accessToken)
-      expect(text).not.toContain(renewed.refreshToken)
-      expect(text).toMatch(/\bBearer \[redacted\]/) // the header is visible as having been sent, not its value
-      if (status === 500) expect(error).toBeInstanceOf(HTTPError)
+      server.fault('api', { kind: 'status', status: 500, body: JSON.stringify({ echoed: `Bearer ${signIn.access_token}` }) })
+      const error = await rejection(api.get('passes'))
+      expect(logged(error)).not.toContain(signIn.access_token)
     })
-  }
-
-  it('ERR_STATIC_TOKEN_REJECTED and a network error hold no static token', async () => {
-    const server = await fixture('stemp')
-    const token = 'sk_live_notknowntotheserver0123'
-    const auth = createTokenAuth({ grant: staticToken(token), origins: [server.origin, 'http://127.0.0.1:9'] })
-    const api = ky.create({ hooks: auth.hooks, retry: 0 })
-    const rejected = await rejection(api.get(server.url('/api/v1/passes')))
-    expect(rejected.code).toBe('ERR_STATIC_TOKEN_REJECTED')
-    expect(logged(rejected)).not.toContain(token)
-    const network = await rejection(api.get('http://127.0.0.1:9/api'))
-    expect(logged(network)).not.toContain(token)
   })
 
-  it('an error body that echoes the bearer token is scrubbed', async () => {
-    const { server, auth, api } = await client('stemp', { kyOptions: { retry: 0 } })
-    const signIn = server.signIn() as any
-    await auth.setTokens(signIn)
-    server.fault('api', { kind: 'status', status: 500, body: JSON.stringify({ echoed: `Bearer ${signIn.access_token}` }) })
-    const error = await rejection(api.get('passes'))
-    expect(logged(error)).not.toContain(signIn.access_token)
-  })
-})
+  describe(`4. extra headers and the token stay on their origins across redirects (auth.${mode})`, () => {
+    // DokStamp: client credentials, X-Tenant on every call. `hop` is on the allow-list and redirects.
+    async function dokstamp(hopTarget: (api: string) => string, status: number) {
+      const server = await fixture('dokstamp')
+      const hop = await redirector(hopTarget(server.origin), status)
+      const auth = createTokenAuth({
+        grant: clientCredentialsGrant({ url: server.url('/oauth/token'), clientId: server.credentials.client_id!, clientSecret: server.credentials.client_secret! }),
+        origins: [hop.origin, server.origin],
+        headers: { 'X-Tenant': 'acme' },
+      })
+      return { server, hop, auth, api: wire(auth, mode, { retry: 0 }) }
+    }
 
-describe('4. extra headers and the token stay on their origins across redirects', () => {
-  // DokStamp: client credentials, X-Tenant on every call. `hop` is on the allow-list and redirects.
-  async function dokstamp(hopTarget: (api: string) => string, status: number) {
-    const server = await fixture('dokstamp')
-    const hop = await redirector(hopTarget(server.origin), status)
-    const auth = createTokenAuth({
-      grant: clientCredentialsGrant({ url: server.url('/oauth/token'), clientId: server.credentials.client_id!, clientSecret: server.credentials.client_secret! }),
-      origins: [hop.origin, server.origin],
-      headers: { 'X-Tenant': 'acme' },
-    })
-    return { server, hop, auth, api: ky.create({ hooks: auth.hooks, retry: 0 }) }
-  }
+    for (const status of [301, 302, 303, 307, 308]) {
+      it(`a ${status} from the API to another origin carries neither Authorization nor X-Tenant there, and its 401 refreshes nothing`, async () => {
+        const evil = await recorder(401)
+        const { server, hop, auth, api } = await dokstamp(() => evil.origin, status)
+        try {
+          const token = await auth.getAccessToken()
+          const error = await rejection(api.post(`${hop.origin}/api/documents`, { json: { a: 1 } }))
+          expect(evil.seen).toHaveLength(1)
+          expect(evil.seen[0]!.headers.authorization).toBeUndefined()
+          expect(evil.seen[0]!.headers['x-tenant']).toBeUndefined()
+          expect(server.counts.token).toBe(1) // the redirect target's 401 is not our token's problem
+          expect(error).toBeInstanceOf(HTTPError)
+          expect((error as HTTPError).response.status).toBe(401)
+          expect(logged(error)).not.toContain(token)
+        } finally {
+          await hop.close()
+          await evil.close()
+        }
+      })
+    }
 
-  for (const status of [301, 302, 303, 307, 308]) {
-    it(`a ${status} from the API to another origin carries neither Authorization nor X-Tenant there, and its 401 refreshes nothing`, async () => {
-      const evil = await recorder(401)
-      const { server, hop, auth, api } = await dokstamp(() => evil.origin, status)
+    it('a redirect that stays on the allow-list keeps the credentials (and a POST body on 307)', async () => {
+      const { server, hop, api } = await dokstamp((origin) => origin, 307)
       try {
-        const token = await auth.getAccessToken()
-        const error = await rejection(api.post(`${hop.origin}/api/documents`, { json: { a: 1 } }))
-        expect(evil.seen).toHaveLength(1)
-        expect(evil.seen[0]!.headers.authorization).toBeUndefined()
-        expect(evil.seen[0]!.headers['x-tenant']).toBeUndefined()
-        expect(server.counts.token).toBe(1) // the redirect target's 401 is not our token's problem
-        expect(error).toBeInstanceOf(HTTPError)
-        expect((error as HTTPError).response.status).toBe(401)
-        expect(logged(error)).not.toContain(token)
+        const body = await api.post(`${hop.origin}/api/documents`, { json: { a: 1 } }).json<{ ok: boolean; received: number }>()
+        expect(body).toMatchObject({ ok: true, received: 7 })
+        expect(server.counts).toMatchObject({ api: 1, unauthorized: 0 })
       } finally {
         await hop.close()
-        await evil.close()
       }
     })
-  }
-
-  it('a redirect that stays on the allow-list keeps the credentials (and a POST body on 307)', async () => {
-    const { server, hop, api } = await dokstamp((origin) => origin, 307)
-    try {
-      const body = await api.post(`${hop.origin}/api/documents`, { json: { a: 1 } }).json<{ ok: boolean; received: number }>()
-      expect(body).toMatchObject({ ok: true, received: 7 })
-      expect(server.counts).toMatchObject({ api: 1, unauthorized: 0 })
-    } finally {
-      await hop.close()
-    }
   })
-})
-
+}
 
 describe('16. every method ky supports gets the same treatment (Node)', () => {
   it('a QUERY that gets a 401 is refreshed and replayed once', async () => {

@@ -8,8 +8,8 @@
  * nothing until a request actually fails.
  *
  * Where the token must not go:
- * - Per-request state lives in a `WeakMap` keyed by the request's own `context` object, so nothing
- *   ky puts on an error (`error.options.context`) leads to a token.
+ * - Per-request state lives in a `WeakMap` keyed by ky's per-request retry object, so nothing ky
+ *   puts on an error (`error.options`) leads to a token.
  * - Every error leaving ky for a request we authenticated has `Authorization` and the configured
  *   headers redacted on the requests it carries (`error.request`, `cause`), and token echoes
  *   scrubbed from `error.data`.
@@ -21,7 +21,7 @@
  *
  * @module
  */
-import ky, { isHTTPError, type Hooks, type KyResponse, type Options } from 'ky'
+import ky, { isHTTPError, type BeforeErrorHook, type BeforeRequestHook, type BeforeRetryHook, type Hooks, type KyInstance, type KyResponse, type Options, type ShouldRetryState } from 'ky'
 import { TokenError } from '../errors.js'
 import type { Session, Ticket } from '../session.js'
 import type { OriginMatcher } from '../utils/origin.js'
@@ -30,9 +30,10 @@ const REDACTED = '[redacted]'
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const MAX_REDIRECTS = 20
 
-interface RequestState {
+/** What we know about one request we authenticated, keyed by ky's per-request retry object. */
+interface Attached {
   key: string
-  /** The token this request carries, with the session it belongs to, once we attached one. */
+  /** The token this request carries, with the session it belongs to. */
   ticket?: Ticket | undefined
   /** The renewed token for the next retry (set when a 401 was answered with a renewal). */
   next?: Ticket | undefined
@@ -42,9 +43,6 @@ interface RequestState {
   retries: number
   /** A `ReadableStream` body: cannot be replayed. */
   stream: boolean
-  /** The caller's retry limit and methods, as ky normalised them (our auth retry comes on top). */
-  limit: number
-  methods: readonly string[]
 }
 
 /** Per-request options read from ky's `context`. */
@@ -53,55 +51,71 @@ export interface AuthContext {
   auth?: boolean
   /** The token set (storage key) for this request, e.g. a tenant or user id. */
   authKey?: string
+  /** ky's `context` is an open record; other fields pass through untouched. */
+  [field: string]: unknown
 }
 
-type RetryOptions = Exclude<NonNullable<Options['retry']>, number>
 type Fetch = (input: Request, init?: RequestInit) => Promise<Response>
+/** ky's retry options after normalisation: one fresh object per request. */
+interface NormalizedRetry {
+  limit: number
+  methods: string[]
+  delay: (attempt: number) => number
+  shouldRetry?: (state: ShouldRetryState) => Promise<boolean | undefined> | boolean | undefined
+}
+
+/** @internal The hook set, and the instance-level shape that settles everything once per ky instance. */
+export interface AuthKy {
+  hooks: Required<Pick<Hooks, 'init' | 'beforeRequest' | 'beforeRetry' | 'beforeError'>>
+  extend(api: KyInstance): KyInstance
+}
 
 /** @internal Build the ky hooks for a session. */
-export function createHooks(session: Session, allowed: OriginMatcher, headers: Record<string, string>): Required<Pick<Hooks, 'init' | 'beforeRequest' | 'beforeRetry' | 'beforeError'>> {
-  const states = new WeakMap<object, RequestState>()
-  const stateOf = (options: { context?: object }) => (options.context ? states.get(options.context) : undefined)
+export function createHooks(session: Session, allowed: OriginMatcher, headers: Record<string, string>): AuthKy {
+  const records = new WeakMap<object, Attached>()
+  const recordOf = (options: { retry?: unknown }) => (options.retry ? records.get(options.retry as object) : undefined)
   const headerEntries = Object.entries(headers)
   const headerNames = headerEntries.map(([name]) => name.toLowerCase())
   // A 401 is ours to fix only when it came from an allow-listed origin (not a redirect target).
   const fromAllowed = (response: Response, request: Request) => allowed(response.url || request.url)
+  const carriesCredentials = (request: Request) => request.headers.has('authorization') || headerNames.some((name) => request.headers.has(name))
 
   // After a 401: use the token someone else already got, or refresh once. `true` = replay.
-  const renew = async (state: RequestState, signal: AbortSignal) => {
-    if (!session.refreshable || state.retries > 0 || !state.ticket) return false
-    const ticket = await session.renew(state.ticket, signal)
-    if (state.stream) return false
-    state.next = ticket
-    state.sent.push(ticket.token)
+  const renew = async (record: Attached, signal: AbortSignal) => {
+    if (!session.refreshable || record.retries > 0 || !record.ticket) return false
+    const ticket = await session.renew(record.ticket, signal)
+    if (record.stream) return false
+    record.next = ticket
+    record.sent.push(ticket.token)
     return true
   }
 
   // Put the renewed token on the retry's headers and count the auth retry (once).
-  const useNext = (state: RequestState, headers: Headers) => {
-    if (state.next === undefined) return
-    headers.set('authorization', `Bearer ${state.next.token}`)
-    state.ticket = state.next
-    state.next = undefined
-    state.retries++
+  const useNext = (record: Attached, headers: Headers) => {
+    if (record.next === undefined) return
+    headers.set('authorization', `Bearer ${record.next.token}`)
+    record.ticket = record.next
+    record.next = undefined
+    record.retries++
   }
 
-  const afterResponse = async ({ request, options, response }: { request: Request; options: { context?: object }; response: Response }) => {
+  const afterResponse = async ({ request, options, response }: { request: Request; options: { retry?: unknown }; response: Response }) => {
     // Only when ky does not throw on a 401 (`throwHttpErrors` false, or a function false for 401).
-    const state = stateOf(options)
-    if (state && response.status === 401 && fromAllowed(response, request) && (await renew(state, request.signal))) {
+    const record = recordOf(options)
+    if (record && response.status === 401 && fromAllowed(response, request) && (await renew(record, request.signal))) {
       const retryHeaders = new Headers(request.headers)
-      useNext(state, retryHeaders)
+      useNext(record, retryHeaders)
       return ky.retry({ request: new Request(request, { headers: retryHeaders }), delay: 0, code: 'TOKEN_REFRESHED' })
     }
     return undefined
   }
+  const needsAfterResponse = (throws: Options['throwHttpErrors']) => throws === false || (typeof throws === 'function' && !throws(401))
 
-  // Follow redirects here for a request that carries our credentials, so they never leave the
+  // Follow redirects here for a request that carries credentials, so they never leave the
   // allow-list. Falls back to the runtime's own following where redirects are opaque (browsers).
   let opaque = false
-  const guarded = (base: Fetch, state: RequestState): Fetch => async (request, init) => {
-    if (!state.ticket || opaque || request.redirect !== 'follow') return base(request, init)
+  const guard = (base: Fetch): Fetch => async (request, init) => {
+    if (opaque || request.redirect !== 'follow' || !carriesCredentials(request)) return base(request, init)
     const spare = request.body ? request.clone() : undefined
     let response = await base(request, { ...init, redirect: 'manual' })
     if (response.type === 'opaqueredirect') {
@@ -135,121 +149,120 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
     }
     return response
   }
+  const guards = new WeakMap<object, Fetch>()
+  const defaultGuard = guard((input, init) => globalThis.fetch(input, init))
+  const guardFor = (base: unknown): typeof fetch => {
+    if (typeof base !== 'function') return defaultGuard as typeof fetch
+    let guarded = guards.get(base)
+    if (!guarded) guards.set(base, (guarded = guard(base as Fetch)))
+    return guarded as typeof fetch
+  }
+
+  const beforeRequest: BeforeRequestHook = ({ request, options }) => {
+    const context = options.context as AuthContext | undefined
+    // An Authorization header set by the caller wins; we neither replace nor refresh it.
+    if (context?.auth === false || !allowed(request.url) || request.headers.has('authorization')) return undefined
+    const record: Attached = {
+      key: typeof context?.authKey === 'string' ? context.authKey : session.defaultKey,
+      sent: [],
+      retries: 0,
+      stream: typeof ReadableStream !== 'undefined' && options.body instanceof ReadableStream,
+    }
+    const retry = options.retry as unknown as NormalizedRetry
+    records.set(retry, record)
+    // ky replays bodies only when retry.limit > 0, and asks shouldRetry only for the methods it
+    // retries. Keep the caller's policy (as ky normalised it for this request, defaults included)
+    // for everything but the auth retry, which gets one extra attempt for this request's method.
+    // (A streaming body cannot be replayed: ky would tee and buffer the whole upload, so no.)
+    if (!record.stream) {
+      const { limit, shouldRetry, delay } = retry
+      const method = request.method.toLowerCase()
+      const ownMethod = !retry.methods.includes(method)
+      if (ownMethod) retry.methods.push(method)
+      retry.limit = limit + 1
+      // No wait before the auth retry; the caller's own retries keep their schedule.
+      retry.delay = (attempt) => (record.next !== undefined ? 0 : delay(attempt - record.retries))
+      retry.shouldRetry = async (state) => {
+        const { error, retryCount } = state
+        if (isHTTPError(error) && error.response.status === 401 && fromAllowed(error.response, error.request)) return renew(record, error.request.signal)
+        if (ownMethod || retryCount - record.retries > limit) return false
+        return shouldRetry?.(state)
+      }
+    }
+    const attach = (ticket: Ticket) => {
+      record.ticket = ticket
+      record.sent.push(ticket.token)
+      request.headers.set('authorization', `Bearer ${ticket.token}`)
+      for (const [name, value] of headerEntries) request.headers.set(name, value)
+    }
+    // Hot path: a fresh token in memory is attached without a single await.
+    const cached = session.peek(record.key)
+    if (cached) return void attach(cached)
+    return session.obtain({ key: record.key, signal: request.signal }).then(attach)
+  }
+
+  const beforeRetry: BeforeRetryHook = ({ request, options }) => {
+    const record = recordOf(options)
+    if (record) useNext(record, request.headers)
+  }
+
+  const beforeError: BeforeErrorHook = async ({ error, options, request: current }) => {
+    const record = recordOf(options)
+    if (!record?.ticket) return error
+    redact(error, current, record.sent, headerNames)
+    if (!isHTTPError(error)) return error
+    const { response, request } = error
+    if (!fromAllowed(response, request)) return error // a redirect target's answer: not about our token
+    const where = describe(request)
+    if (response.status === 403) {
+      const scope = missingScope(response, error.data)
+      return new TokenError(
+        'ERR_INSUFFICIENT_SCOPE',
+        `${where} answered 403: the token is valid but lacks ${scope ? `the "${scope}" scope` : 'a permission'}. Request the scope (or use another token); refreshing will not help.`,
+        { status: 403, response, cause: error, ...(scope && { scope }) },
+      )
+    }
+    if (response.status !== 401) return error
+    if (!session.refreshable) {
+      return new TokenError('ERR_STATIC_TOKEN_REJECTED', `${where} rejected the static API token (401). It cannot be refreshed: check that it was not revoked and belongs to this API.`, { status: 401, response, cause: error })
+    }
+    if (record.stream) {
+      // With a streaming body ky could not retry (and did not ask): refresh now for the next call.
+      if (record.retries === 0) await session.renew(record.ticket, request.signal)
+      return new TokenError('ERR_BODY_NOT_REPLAYABLE', `${where} answered 401 to a request with a streaming body, which cannot be sent twice. The token was refreshed: send the request again.`, { status: 401, response, cause: error })
+    }
+    const what = record.retries > 0
+      ? 'answered 401 again after one token refresh and one retry; not retrying further. The server may have revoked the session or the token lacks access.'
+      : 'answered 401 and the request was not retried (no retry left for it). The token may have been revoked: sign in again if it persists.'
+    return new TokenError('ERR_STILL_UNAUTHORIZED', `${where} ${what}`, { status: 401, response, cause: error })
+  }
 
   return {
-    init: [
-      (options: Options) => {
-        const context = (options.context ?? {}) as AuthContext
-        if (context.auth === false) return
-        const state: RequestState = {
-          key: typeof context.authKey === 'string' ? context.authKey : session.defaultKey,
-          sent: [],
-          retries: 0,
-          stream: typeof ReadableStream !== 'undefined' && options.body instanceof ReadableStream,
-          limit: 0,
-          methods: [],
-        }
-        // A context object of this request's own: the key for its state, holding nothing of ours.
-        const own = { ...options.context }
-        states.set(own, state)
-        options.context = own
-        const base = options.fetch ?? ((input: Request, init?: RequestInit) => globalThis.fetch(input, init))
-        options.fetch = guarded(base as Fetch, state) as typeof fetch
-        const throws = options.throwHttpErrors
-        if (throws === false || (typeof throws === 'function' && !throws(401))) {
-          // A new hooks object for this request only: the instance's arrays stay untouched.
-          options.hooks = { ...options.hooks, afterResponse: [...(options.hooks?.afterResponse ?? []), afterResponse as never] }
-        }
-        if (state.stream) return // ky would tee and buffer the whole upload to allow a retry
-        const retry = options.retry
-        const policy: RetryOptions = typeof retry === 'number' ? { limit: retry } : (retry ?? {})
-        const { shouldRetry, delay } = policy
-        options.retry = {
-          ...policy,
-          // No wait before the auth retry; the caller's own retries keep their schedule.
-          delay: (attempt: number) => (state.next !== undefined ? 0 : (delay ?? defaultDelay)(attempt - state.retries)),
-          shouldRetry: async (retryState) => {
-            const { error, retryCount } = retryState
-            if (!state.ticket) return shouldRetry?.(retryState) // not authenticated by us: ky's policy as is
-            if (isHTTPError(error) && error.response.status === 401 && fromAllowed(error.response, error.request)) return renew(state, error.request.signal)
-            const method = (error as { request?: Request }).request?.method.toLowerCase() ?? ''
-            if (retryCount - state.retries > state.limit || !state.methods.includes(method)) return false
-            return shouldRetry?.(retryState)
-          },
-        }
-      },
-    ],
-    beforeRequest: [
-      ({ request, options }) => {
-        const state = stateOf(options)
-        // An Authorization header set by the caller wins; we neither replace nor refresh it.
-        if (!state || !allowed(request.url) || request.headers.has('authorization')) return undefined
-        if (!state.stream) {
-          // ky replays bodies only when retry.limit > 0, and asks shouldRetry only for the methods
-          // it retries. Keep the caller's policy (as ky normalised it, defaults included) for
-          // everything but the auth retry, which gets one extra attempt for this request's method.
-          const retry = options.retry as { limit: number; methods: string[] }
-          state.limit = retry.limit
-          state.methods = [...retry.methods]
-          retry.limit += 1
-          const method = request.method.toLowerCase()
-          if (!retry.methods.includes(method)) retry.methods.push(method)
-        }
-        const attach = (ticket: Ticket) => {
-          state.ticket = ticket
-          state.sent.push(ticket.token)
-          request.headers.set('authorization', `Bearer ${ticket.token}`)
-          for (const [name, value] of headerEntries) request.headers.set(name, value)
-        }
-        // Hot path: a fresh token in memory is attached without a single await.
-        const cached = session.peek(state.key)
-        if (cached) return void attach(cached)
-        return session.obtain({ key: state.key, signal: request.signal }).then(attach)
-      },
-    ],
-    beforeRetry: [
-      ({ request, options }) => {
-        const state = stateOf(options)
-        if (state) useNext(state, request.headers)
-      },
-    ],
-    beforeError: [
-      async ({ error, options, request: current }) => {
-        const state = stateOf(options)
-        if (!state?.ticket) return error
-        redact(error, current, state.sent, headerNames)
-        if (!isHTTPError(error)) return error
-        const { response, request } = error
-        if (!fromAllowed(response, request)) return error // a redirect target's answer: not about our token
-        const where = describe(request)
-        if (response.status === 403) {
-          const scope = missingScope(response, error.data)
-          return new TokenError(
-            'ERR_INSUFFICIENT_SCOPE',
-            `${where} answered 403: the token is valid but lacks ${scope ? `the "${scope}" scope` : 'a permission'}. Request the scope (or use another token); refreshing will not help.`,
-            { status: 403, response, cause: error, ...(scope && { scope }) },
-          )
-        }
-        if (response.status !== 401) return error
-        if (!session.refreshable) {
-          return new TokenError('ERR_STATIC_TOKEN_REJECTED', `${where} rejected the static API token (401). It cannot be refreshed: check that it was not revoked and belongs to this API.`, { status: 401, response, cause: error })
-        }
-        if (state.stream) {
-          // With a streaming body ky could not retry (and did not ask): refresh now for the next call.
-          if (state.retries === 0) await session.renew(state.ticket, request.signal)
-          return new TokenError('ERR_BODY_NOT_REPLAYABLE', `${where} answered 401 to a request with a streaming body, which cannot be sent twice. The token was refreshed: send the request again.`, { status: 401, response, cause: error })
-        }
-        const what = state.retries > 0
-          ? 'answered 401 again after one token refresh and one retry; not retrying further. The server may have revoked the session or the token lacks access.'
-          : 'answered 401 and the request was not retried (no retry left for it). The token may have been revoked: sign in again if it persists.'
-        return new TokenError('ERR_STILL_UNAUTHORIZED', `${where} ${what}`, { status: 401, response, cause: error })
-      },
-    ],
+    // `auth.hooks`: everything decided per request in `init` (ky clones the options for it).
+    hooks: {
+      init: [
+        (options: Options) => {
+          if ((options.context as AuthContext | undefined)?.auth === false) return
+          options.fetch = guardFor(options.fetch)
+          if (needsAfterResponse(options.throwHttpErrors)) {
+            // A new hooks object for this request only: the instance's arrays stay untouched.
+            options.hooks = { ...options.hooks, afterResponse: [...(options.hooks?.afterResponse ?? []), afterResponse as never] }
+          }
+        },
+      ],
+      beforeRequest: [beforeRequest],
+      beforeRetry: [beforeRetry],
+      beforeError: [beforeError],
+    },
+    // `auth.extend(api)`: the same hooks without `init`, the redirect guard and the
+    // `throwHttpErrors` choice settled once for the instance.
+    extend: (api) =>
+      api.extend((parent) => ({
+        fetch: guardFor(parent.fetch),
+        hooks: { beforeRequest: [beforeRequest], beforeRetry: [beforeRetry], beforeError: [beforeError], ...(needsAfterResponse(parent.throwHttpErrors) && { afterResponse: [afterResponse as never] }) },
+      })),
   }
 }
-
-// ky's documented default: 0.3 s × 2^(attempt − 1).
-const defaultDelay = (attempt: number) => 0.3 * 2 ** (attempt - 1) * 1000
 
 function describe(request: Request): string {
   const url = new URL(request.url)

@@ -15,13 +15,13 @@ export function originMatcher(origins: readonly string[] | ((url: URL) => boolea
   if (!Array.isArray(origins) || origins.length === 0) {
     throw new TypeError('"origins" must be a non-empty array of origins such as "https://api.example.com" (or a function).')
   }
-  const allowed = new Set(origins.map(toOrigin))
+  // Request and response URLs reach us serialised (`Request.url`, `URL.href`): the origin followed
+  // by "/". A prefix test on that form is exact and skips a URL parse on every request; userinfo
+  // ("https://user@host/") or an unserialised string fails it, which only refuses the token.
+  const prefixes = [...new Set(origins.map(toOrigin))].map((origin) => `${origin}/`)
   return (url) => {
-    try {
-      return allowed.has(new URL(url).origin)
-    } catch {
-      return false
-    }
+    for (const prefix of prefixes) if (url.startsWith(prefix)) return true
+    return false
   }
 }
 
