@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Fault } from './fixtures/apis.ts'
-import { createTokenAuth, memoryStorage, refreshTokenGrant } from '../src/index.ts'
+import { createTokenAuth, memoryStorage, refreshTokenGrant, toTokenSet } from '../src/index.ts'
 import { client, fixture, rejection } from './helpers.ts'
 
 // Each case: the token endpoint misbehaves once; the request fails with a defined code and the
@@ -115,4 +115,29 @@ describe('token responses are validated; every failure keeps the stored tokens',
     expect(server.counts.token).toBe(2)
     expect(await storage.get('default')).toEqual(before)
   })
+})
+
+describe('a JWT access token without expires_in: its own exp decides', () => {
+  const b64url = (value: unknown) => btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(value)))).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
+  const jwt = (claims: unknown) => `${b64url({ alg: 'RS256', typ: 'JWT' })}.${b64url(claims)}.c2lnbmF0dXJl`
+  const at = 1_700_000_000_000
+
+  it('exp − iat is the lifetime (the server clock cancels out)', () => {
+    // iat far in the past by the local clock: a skewed server; the lifetime still counts from receipt.
+    expect(toTokenSet({ access_token: jwt({ iat: 100, exp: 700, name: 'Zoë ✓ ~~~ ???' }) }, at).expiresAt).toBe(at + 600_000)
+  })
+  it('exp alone is absolute', () => {
+    expect(toTokenSet({ access_token: jwt({ exp: at / 1000 + 90 }) }, at).expiresAt).toBe(at + 90_000)
+  })
+  for (const [name, token] of [
+    ['an opaque token', 'srt_0123456789abcdef'],
+    ['a payload that is not JSON', `${b64url({})}.bm90IGpzb24.sig`],
+    ['a payload that is an array', jwt([1, 2])],
+    ['an exp that is a string', jwt({ exp: '9999999999' })],
+    ['two parts only', `${b64url({})}.${b64url({ exp: 1 })}`],
+  ] as const) {
+    it(`${name}: no known expiry (401-driven)`, () => {
+      expect(toTokenSet({ access_token: token }, at).expiresAt).toBeUndefined()
+    })
+  }
 })

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { decodeJwt } from 'jose/jwt/decode'
 import { TokenError, type TokenErrorCode } from '../errors.js'
 import type { TokenResponseBody, TokenSet } from '../types.js'
 import { isAccessToken, isRefreshToken } from '../utils/token-syntax.js'
@@ -126,16 +125,24 @@ export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number,
 // Seconds until a JWT access token expires. With `iat`, `exp - iat` is a lifetime measured on the
 // server's clock alone, so client/server skew cancels out; without it, `exp` is absolute.
 function jwtLifetime(token: string, receivedAt: number): number | undefined {
-  let claims
-  try {
-    claims = decodeJwt(token)
-  } catch {
-    return undefined // opaque token: rely on 401-driven refresh
-  }
-  const { exp, iat } = claims
+  const { exp, iat } = jwtClaims(token) ?? {}
   if (typeof exp !== 'number' || !Number.isFinite(exp)) return undefined
   const lifetime = typeof iat === 'number' && Number.isFinite(iat) && iat <= exp ? exp - iat : exp - receivedAt / 1000
   return Math.max(lifetime, 0.001)
+}
+
+// The payload of a JWS compact token (three base64url parts), unverified: we only read its times.
+// jose stays the dependency for anything cryptographic; this is all the core needs of a JWT.
+function jwtClaims(token: string): { exp?: unknown; iat?: unknown } | undefined {
+  const parts = token.split('.')
+  if (parts.length !== 3 || !parts[1]) return undefined // opaque token: rely on 401-driven refresh
+  try {
+    const binary = atob(parts[1].replace(/-/g, '+').replace(/_/g, '/'))
+    const claims: unknown = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))))
+    return typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? claims : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function endpointError(
