@@ -437,12 +437,16 @@ export function createSession(options: SessionOptions) {
     storage,
     emit,
 
-    /** A fresh cached ticket for `key`, synchronously (the hot path); else `undefined`. */
+    /**
+     * A fresh cached ticket for `key`, synchronously (the hot path); else `undefined`. While a
+     * refresh of that key is in flight there is none: the caller waits for the new token instead
+     * of sending the one being replaced (and collecting a 401 of its own).
+     */
     peek(key: string): Ticket | undefined {
       if (!refreshable || disposed) return undefined
       const slot = slots.get(key)
       const tokens = slot?.tokens
-      return tokens && fresh(tokens) ? ticketOf(slot, tokens) : undefined
+      return tokens && !slot.flight && fresh(tokens) ? ticketOf(slot, tokens) : undefined
     },
 
     /** A valid token and the session it belongs to; refreshes (once, shared) when needed. */
@@ -454,7 +458,8 @@ export function createSession(options: SessionOptions) {
         return { token: accessToken, fence: { slot, epoch: slot.epoch, sid: undefined, had: true } }
       }
       const { fence, tokens } = await begin(key)
-      if (tokens && !forceRefresh && fresh(tokens)) return ticketOf(fence.slot, tokens)
+      const inFlight = fence.slot.flight?.sid === fence.sid && share
+      if (tokens && !forceRefresh && fresh(tokens) && !inFlight) return ticketOf(fence.slot, tokens)
       try {
         return await refresh(fence, tokens?.accessToken, signal, forceRefresh)
       } catch (error) {

@@ -15,6 +15,17 @@ for (const mode of MODES) {
       expect(events.refresh).toHaveLength(1)
     })
 
+    it('requests that start while a 401-driven refresh runs wait for the new token (11 requests → 1 × 401)', async () => {
+      const { server, auth, api } = await client('stemp', { mode, fixture: { tokenDelay: 200 } })
+      await auth.setTokens(server.signIn() as any)
+      server.expireAccessTokens() // the server alone knows: the client still thinks the token is fresh
+      const first = api.get('passes').json()
+      await new Promise((resolve) => setTimeout(resolve, 80)) // its 401 arrived; the refresh is at the server
+      const later = Array.from({ length: 10 }, () => api.get('passes').json())
+      await Promise.all([first, ...later])
+      expect(server.counts).toMatchObject({ token: 1, unauthorized: 1, api: 12, reuse: 0 })
+    })
+
     it('500 concurrent 401s make 1 refresh and replay each request exactly once', async () => {
       const { server, auth, api } = await client('stemp', { mode, fixture: { tokenDelay: 50 } })
       await auth.setTokens(server.signIn() as any)
