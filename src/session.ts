@@ -52,6 +52,24 @@ export interface SessionOptions {
   /** The clock (epoch ms). Default `Date.now`; inject one to simulate time in tests. */
   now?: () => number
   /**
+   * How much of storage this engine keeps in memory. A backend-for-frontend holds one token set per
+   * user session; memory stays bounded however many sessions pass through.
+   */
+  cache?: {
+    /**
+     * Token sets kept in memory at most (least recently used are dropped first, and re-read from
+     * storage on their next use). A set with a refresh in flight, or holding a rotated refresh
+     * token that storage failed to save, is never dropped. Default 10000.
+     */
+    maxKeys?: number
+    /**
+     * Serve a token set from memory for at most this many ms before reading storage again, so a
+     * session deleted or replaced elsewhere stops being served even where storage cannot
+     * announce it (`watch`). Default 60000 (1 minute).
+     */
+    ttl?: number
+  }
+  /**
    * Let concurrent callers in this isolate await one shared refresh promise. Default `true`,
    * except on Cloudflare Workers, where a promise created while serving one request must not be
    * awaited by another: there each caller takes the storage lock in turn, and every caller after
@@ -106,6 +124,8 @@ export interface Slot {
   epoch: number
   /** Tokens the server issued that storage failed to save, with the revision they replace. */
   unsaved: { base: string | undefined; tokens: StoredTokens } | undefined
+  /** When `tokens` was last read from or written to storage (epoch ms): the cache TTL counts from it. */
+  readAt: number
   /** The last failed refresh, shared by callers until `until` (epoch ms). */
   failure: { error: unknown; until: number; streak: number } | undefined
   /** A token set whose refresh token the server declared dead, while its storage cleanup is pending. */
@@ -134,10 +154,11 @@ export type Session = ReturnType<typeof createSession>
 /** @internal Build the engine. */
 export function createSession(options: SessionOptions) {
   const { grant, storage = memoryStorage(), key: defaultKey = 'default', refreshBefore = 60_000, lockTimeout = 30_000, storageTimeout = 10_000 } = options
+  const { maxKeys = 10_000, ttl: cacheTtl = 60_000 } = options.cache ?? {}
   if (!grant || typeof grant.request !== 'function') throw new TypeError('"grant" is required, e.g. refreshTokenGrant({ url }).')
   if (!Number.isFinite(refreshBefore) || refreshBefore < 0) throw new TypeError('"refreshBefore" must be a non-negative number of milliseconds.')
-  for (const [name, value] of [['lockTimeout', lockTimeout], ['storageTimeout', storageTimeout]] as const) {
-    if (!Number.isFinite(value) || value <= 0) throw new TypeError(`"${name}" must be a positive number of milliseconds.`)
+  for (const [name, value] of [['lockTimeout', lockTimeout], ['storageTimeout', storageTimeout], ['cache.maxKeys', maxKeys], ['cache.ttl', cacheTtl]] as const) {
+    if (!Number.isFinite(value) || value <= 0) throw new TypeError(`"${name}" must be a positive number${name === 'cache.maxKeys' ? '' : ' of milliseconds'}.`)
   }
   const now = options.now ?? Date.now
   const fetcher: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
@@ -153,10 +174,33 @@ export function createSession(options: SessionOptions) {
   let disposed = false
 
   // ---- small pieces --------------------------------------------------------------------------
+  // `slots` is kept in least-recently-used order (a used slot moves to the end); past `maxKeys`
+  // the oldest idle ones are dropped whole and re-read from storage when next used.
+  let lastUsed: Slot | undefined
+  const touch = (slot: Slot) => {
+    if (lastUsed === slot) return
+    lastUsed = slot
+    if (slots.get(slot.key) === slot) (slots.delete(slot.key), slots.set(slot.key, slot))
+  }
+  const idle = (slot: Slot) => !slot.flight && slot.calls.size === 0 && !slot.unsaved && !slot.dead
   const slotOf = (key: string): Slot => {
     let slot = slots.get(key)
-    if (!slot) slots.set(key, (slot = { key, tokens: undefined, ticket: undefined, flight: undefined, calls: new Set(), epoch: 0, unsaved: undefined, failure: undefined, dead: undefined }))
+    if (!slot) {
+      slots.set(key, (slot = { key, tokens: undefined, ticket: undefined, flight: undefined, calls: new Set(), epoch: 0, unsaved: undefined, failure: undefined, dead: undefined, readAt: 0 }))
+      if (slots.size > maxKeys) {
+        for (const [oldKey, old] of slots) {
+          if (slots.size <= maxKeys) break
+          if (old !== slot && idle(old)) slots.delete(oldKey)
+        }
+      }
+    }
+    touch(slot)
     return slot
+  }
+  /** Drop `slot` from memory if it is still the one for its key (logout, session end). */
+  const release = (slot: Slot) => {
+    if (slots.get(slot.key) === slot) slots.delete(slot.key)
+    if (lastUsed === slot) lastUsed = undefined
   }
   const emit = <E extends keyof SessionEvents>(type: E, event: SessionEvents[E]) => {
     for (const listener of listeners.get(type) ?? []) {
@@ -195,6 +239,7 @@ export function createSession(options: SessionOptions) {
   }
   const read = async (key: string) => validate(await bounded('read', () => storage.get(key)), storage.name)
   const remember = (slot: Slot, tokens: StoredTokens, cause: SessionEvents['tokens']['cause']) => {
+    slot.readAt = now()
     if (slot.tokens?.rev === tokens.rev) return tokens
     slot.tokens = tokens
     slot.ticket = undefined
@@ -224,11 +269,14 @@ export function createSession(options: SessionOptions) {
   // ---- storage steps ---------------------------------------------------------------------------
   /** The slot's tokens: the in-memory copy, else storage (validated; a known-dead set is refused). */
   const current = async (slot: Slot): Promise<StoredTokens | undefined> => {
-    if (slot.tokens) return slot.tokens
+    if (slot.tokens && now() - slot.readAt < cacheTtl) return slot.tokens
     const epoch = slot.epoch
-    const stored = await read(slot.key)
+    const read0 = await read(slot.key)
     if (slot.epoch !== epoch) throw loggedOut(slot.key)
+    // Tokens a failed write left only in memory are newer than what storage holds: keep them.
+    const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
     if (stored && isDead(slot, stored)) throw await buryAgain(slot)
+    if (!stored) forget(slot)
     return stored && remember(slot, stored, 'adopt')
   }
 
@@ -392,14 +440,19 @@ export function createSession(options: SessionOptions) {
     const { slot } = fence
     if (slot.failure && !force && now() < slot.failure.until) throw slot.failure.error
     if (slot.epoch !== fence.epoch) throw loggedOut(slot.key)
+    // A session that ended (or was logged out) leaves nothing behind in memory once idle.
+    const settle = () => {
+      if (!slot.tokens && idle(slot)) release(slot)
+    }
     let promise: Promise<StoredTokens>
-    if (!share) promise = runRefresh(fence, stale)
+    if (!share) promise = runRefresh(fence, stale).finally(settle)
     else if (slot.flight && slot.flight.sid === fence.sid) promise = slot.flight.promise
     else {
       const flight: NonNullable<Slot['flight']> = {
         sid: fence.sid,
         promise: runRefresh(fence, stale).finally(() => {
           if (slot.flight === flight) slot.flight = undefined
+          settle()
         }),
       }
       slot.flight = flight
@@ -446,7 +499,9 @@ export function createSession(options: SessionOptions) {
       if (!refreshable || disposed) return undefined
       const slot = slots.get(key)
       const tokens = slot?.tokens
-      return tokens && !slot.flight && fresh(tokens) ? ticketOf(slot, tokens) : undefined
+      if (!tokens || slot.flight || !fresh(tokens) || now() - slot.readAt >= cacheTtl) return undefined
+      touch(slot)
+      return ticketOf(slot, tokens)
     },
 
     /** A valid token and the session it belongs to; refreshes (once, shared) when needed. */
@@ -510,7 +565,7 @@ export function createSession(options: SessionOptions) {
       assertLive()
       const slot = slotOf(key)
       close(slot)
-      slots.delete(key) // dropped whole; waiting calls hold the old slot and see its epoch move
+      release(slot) // dropped whole; waiting calls hold the old slot and see its epoch move
       const stored = slot.tokens ?? slot.unsaved?.tokens ?? (await read(key).catch(() => undefined))
       await bounded('delete', () => storage.delete(key))
       emit('tokens', { key, cause: 'logout' })
@@ -532,6 +587,7 @@ export function createSession(options: SessionOptions) {
       unwatch?.()
       for (const slot of slots.values()) close(slot)
       slots.clear()
+      lastUsed = undefined
       listeners.clear()
     },
   }
