@@ -6,7 +6,6 @@
  * @module
  */
 import { TokenError } from '../errors.js'
-import { sleep } from '../grants/token-endpoint.js'
 import { newRev } from '../utils/async.js'
 import type { WithLock } from './local-lock.js'
 
@@ -18,6 +17,12 @@ export interface LeaseBackend {
   extend(name: string, owner: string, ttl: number): Promise<boolean>
   /** Give the lease back if `owner` still holds it. */
   release(name: string, owner: string): Promise<void>
+  /**
+   * Call `wake` when the lease on `name` may have become free (released, or the tokens behind it
+   * committed); returns a function that stops listening. With it, waiters resume on the event and
+   * poll only as a safety net; without it, they poll.
+   */
+  onRelease?(name: string, wake: () => void): () => void
 }
 
 /** Options for {@link createLeaseLock}. */
@@ -27,15 +32,19 @@ export interface LeaseLockOptions {
    * holder's process dies or stalls that long. Default 10000.
    */
   ttl?: number
+  /** With `onRelease`: the longest wait between two attempts, in case an event is lost (ms). Default 1000. */
+  safetyPoll?: number
 }
 
 /**
- * A `withLock` on a lease backend. Waiters poll (25 ms, backing off to 250 ms) until the lease is
- * free or `timeout` passes (`ERR_LOCK_TIMEOUT`). If a stalled holder loses its lease anyway, the
- * engine's compare-and-set commit still refuses to overwrite the newer tokens.
+ * A `withLock` on a lease backend. Waiters resume when the backend announces a release
+ * (`onRelease`), polling only as a safety net; a backend without events is polled (25 ms, backing
+ * off to 250 ms). Either way a waiter gives up after `timeout` (`ERR_LOCK_TIMEOUT`). If a stalled
+ * holder loses its lease anyway, the engine's compare-and-set commit still refuses to overwrite
+ * newer tokens.
  */
 export function createLeaseLock(backend: LeaseBackend, options: LeaseLockOptions = {}): WithLock {
-  const ttl = options.ttl ?? 10_000
+  const { ttl = 10_000, safetyPoll = 1_000 } = options
   return async (key, fn, { timeout = 30_000 } = {}) => {
     const owner = newRev()
     const deadline = Date.now() + timeout
@@ -45,11 +54,31 @@ export function createLeaseLock(backend: LeaseBackend, options: LeaseLockOptions
       if (++failures > 5) throw error
       return false
     })
-    for (let wait = 25; !(await tryAcquire()); wait = Math.min(wait * 2, 250)) {
-      if (Date.now() + wait > deadline) {
-        throw new TokenError('ERR_LOCK_TIMEOUT', `Waited ${timeout} ms for the refresh lock on "${key}". Another process holds it; check the token endpoint's latency.`)
+    // Listen before the first attempt, so a release between a failed attempt and the wait is not missed.
+    let released = false
+    let wake: (() => void) | undefined
+    const stop = backend.onRelease?.(key, () => {
+      released = true
+      wake?.()
+    })
+    try {
+      for (let wait = 25; ; wait = Math.min(wait * 2, 250)) {
+        released = false
+        if (await tryAcquire()) break
+        const pause = stop ? safetyPoll : wait + Math.random() * wait
+        const left = deadline - Date.now()
+        if (left <= 0 || (!stop && pause > left)) {
+          throw new TokenError('ERR_LOCK_TIMEOUT', `Waited ${timeout} ms for the refresh lock on "${key}". Another process holds it; check the token endpoint's latency.`)
+        }
+        if (released) continue
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(pause, left))
+          wake = () => (clearTimeout(timer), resolve())
+        })
+        wake = undefined
       }
-      await sleep(wait + Math.random() * wait)
+    } finally {
+      stop?.()
     }
     const heartbeat = setInterval(() => void backend.extend(key, owner, ttl).catch(() => {}), ttl / 3)
     try {

@@ -3,10 +3,16 @@
  * strong consistency, compare-and-set in Lua, and a lease lock (`SET NX PX` + heartbeat +
  * owner-checked release).
  *
+ * With a `subscriber` connection, every write and every lease release is published on one
+ * channel: waiting processes resume the moment the refresh commits (instead of on their next
+ * poll), and a logout or a new session in one process stops the others from serving the old
+ * token at once. Token keys expire (`ttl`), so abandoned sessions do not pile up.
+ *
  * @module
  */
 import { createLeaseLock } from '../coordination/lease-lock.js'
 import type { StoredTokens, TokenStorage } from '../types.js'
+import { newRev } from '../utils/async.js'
 
 const ADAPTER_NAME = 'redis'
 
@@ -20,24 +26,57 @@ export interface RedisLike {
   sendCommand(args: string[]): Promise<unknown>
 }
 
+/**
+ * A Redis connection in subscriber mode (it can do nothing else while subscribed).
+ *
+ * - node-redis (v4, v5): `const subscriber = client.duplicate(); await subscriber.connect()`.
+ * - ioredis: `{ subscribe: (channel, listener) => { sub.on('message', (c, m) => c === channel && listener(m)); return sub.subscribe(channel) } }`.
+ */
+export interface RedisSubscriberLike {
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>
+}
+
 /** Options for {@link redisStorage}. */
 export interface RedisStorageOptions {
   /** A connected Redis client (see {@link RedisLike}). */
   client: RedisLike
-  /** Prefix for every key this adapter writes. Default `"ky-token-refresh:"`. */
+  /**
+   * A second connection for pub/sub (see {@link RedisSubscriberLike}). With it, waiters resume on
+   * the commit and logouts reach every process at once; without it, waiters poll and other
+   * processes notice a logout when their in-memory copy expires (`cache.ttl` of createTokenAuth).
+   */
+  subscriber?: RedisSubscriberLike
+  /** Prefix for every key this adapter writes (and of its pub/sub channel). Default `"ky-token-refresh:"`. */
   prefix?: string
   /** Lease length of the refresh lock (ms); extended while the holder works. Default 10000. */
   lockTtl?: number
+  /**
+   * How long a stored token set lives without being written again (seconds), so abandoned
+   * sessions expire. Set it to the refresh token's lifetime; every refresh renews it. Default
+   * 2592000 (30 days, stemp's refresh-token lifetime).
+   */
+  ttl?: number
 }
 
-// KEYS[1] = token key; ARGV[1] = expected rev ('' = absent); ARGV[2] = new JSON value.
+// KEYS[1] = token key; ARGV[1] = expected rev ('' = absent); ARGV[2] = new JSON value;
+// ARGV[3] = TTL (s); ARGV[4] = channel; ARGV[5] = message ('' = publish nothing).
 const CAS = `local v = redis.call('GET', KEYS[1])
 local rev = ''
 if v then rev = cjson.decode(v).rev or '' end
-if rev == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+if rev == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+  return 1
+end
 return 0`
 const EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
+// ARGV[2] = channel; ARGV[3] = message ('' = publish nothing).
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+  return 1
+end
+return 0`
 
 /**
  * Keep tokens in Redis. Scope: every process that reaches this Redis; consistency: strong.
@@ -54,10 +93,17 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
  * ```
  */
 export function redisStorage(options: RedisStorageOptions): TokenStorage {
-  const { client, prefix = 'ky-token-refresh:', lockTtl = 10_000 } = options
+  const { client, subscriber, prefix = 'ky-token-refresh:', lockTtl = 10_000, ttl = 2_592_000 } = options
   if (typeof client?.sendCommand !== 'function') throw new TypeError('"client" must have sendCommand(args): pass a node-redis client, or wrap ioredis as { sendCommand: ([c, ...a]) => redis.call(c, ...a) }.')
+  if (subscriber !== undefined && typeof subscriber.subscribe !== 'function') throw new TypeError('"subscriber" must have subscribe(channel, listener): pass a duplicated node-redis client (client.duplicate(), connected).')
+  if (!Number.isInteger(ttl) || ttl <= 0) throw new TypeError('"ttl" must be a positive whole number of seconds.')
   const send = (...args: string[]) => client.sendCommand(args)
   const tokenKey = (key: string) => `${prefix}tokens:${key}`
+  const channel = `${prefix}events`
+  // Messages: "t <writer> <key>" (tokens written or deleted) and "l <key>" (lease released).
+  const writer = newRev()
+  const announce = (kind: 't' | 'l', key: string) => (subscriber ? (kind === 't' ? `t ${writer} ${key}` : `l ${key}`) : '')
+  const events = subscriber && createEvents(subscriber, channel, writer)
   return {
     name: ADAPTER_NAME,
     flags: { scope: 'global', consistency: 'strong' },
@@ -66,21 +112,57 @@ export function redisStorage(options: RedisStorageOptions): TokenStorage {
       return typeof value === 'string' ? (JSON.parse(value) as StoredTokens) : undefined
     },
     async set(key, value) {
-      await send('SET', tokenKey(key), JSON.stringify(value))
+      await send('SET', tokenKey(key), JSON.stringify(value), 'EX', String(ttl))
+      if (subscriber) await send('PUBLISH', channel, announce('t', key))
     },
     async delete(key) {
       await send('DEL', tokenKey(key))
+      if (subscriber) await send('PUBLISH', channel, announce('t', key))
     },
     async compareAndSet(key, expectedRev, next) {
-      return Number(await send('EVAL', CAS, '1', tokenKey(key), expectedRev ?? '', JSON.stringify(next))) === 1
+      return Number(await send('EVAL', CAS, '1', tokenKey(key), expectedRev ?? '', JSON.stringify(next), String(ttl), channel, announce('t', key))) === 1
     },
     withLock: createLeaseLock(
       {
         acquire: async (key, owner, ttl) => (await send('SET', `${prefix}lock:${key}`, owner, 'NX', 'PX', String(ttl))) === 'OK',
         extend: async (key, owner, ttl) => Number(await send('EVAL', EXTEND, '1', `${prefix}lock:${key}`, owner, String(ttl))) === 1,
-        release: async (key, owner) => void (await send('EVAL', RELEASE, '1', `${prefix}lock:${key}`, owner)),
+        release: async (key, owner) => void (await send('EVAL', RELEASE, '1', `${prefix}lock:${key}`, owner, channel, announce('l', key))),
+        ...(events && { onRelease: events.onRelease }),
       },
       { ttl: lockTtl },
     ),
+    ...(events && { watch: events.watch }),
+  }
+}
+
+/** One subscription per adapter, fanned out to lease waiters and `watch` listeners. */
+function createEvents(subscriber: RedisSubscriberLike, channel: string, writer: string) {
+  const waiters = new Map<string, Set<() => void>>()
+  const watchers = new Set<(key: string) => void>()
+  let subscribed: Promise<unknown> | undefined
+  const subscribe = () =>
+    (subscribed ??= subscriber.subscribe(channel, (message) => {
+      // A lease waiter wakes on a release or a commit of its key; watchers hear other writers only.
+      const tokens = message.startsWith('t ')
+      const from = tokens ? message.slice(2, message.indexOf(' ', 2)) : ''
+      const key = tokens ? message.slice(3 + from.length) : message.slice(2)
+      for (const wake of waiters.get(key) ?? []) wake()
+      if (tokens && from !== writer) for (const listener of watchers) listener(key)
+    }).catch(() => (subscribed = undefined))) // a failed subscribe falls back to polling; retried on next use
+  return {
+    onRelease(key: string, wake: () => void) {
+      void subscribe()
+      const set = waiters.get(key) ?? new Set()
+      waiters.set(key, set.add(wake))
+      return () => {
+        set.delete(wake)
+        if (!set.size) waiters.delete(key)
+      }
+    },
+    watch(listener: (key: string) => void) {
+      void subscribe()
+      watchers.add(listener)
+      return () => void watchers.delete(listener)
+    },
   }
 }

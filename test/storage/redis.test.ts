@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTokenAuth, refreshTokenGrant, type Grant, type StoredTokens } from '../../src/index.ts'
 import { redisStorage } from '../../src/storage/redis.ts'
 import { startRedis, type RedisServer } from '../helpers/redis-server.ts'
-import { fixture } from '../helpers.ts'
+import { fixture, rejection } from '../helpers.ts'
 import { testTokenStorage } from './contract.ts'
 
 const run = promisify(execFile)
@@ -53,13 +53,13 @@ describe('a fleet of Node processes on one Redis', () => {
   }, 60_000)
 
   it('a token endpoint slower than the lock lease: no second refresh, no stale overwrite, 0 reuse', async () => {
-    const server = await fixture('stemp', { tokenDelay: 1_500 })
+    const server = await fixture("stemp", { tokenDelay: 2_000 })
     const storage = redisStorage({ client, prefix: 'slow:' })
     const auth = createTokenAuth({ grant: refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json' }), storage })
     await auth.setTokens(server.signIn() as any)
     server.expireAccessTokens()
-    const nodes = await fleet(server.origin, 'slow:', 4, 10, 300) // lease 300 ms, endpoint 1.5 s
-    expect(nodes.map((node) => node.ok)).toEqual([10, 10, 10, 10])
+    const nodes = await fleet(server.origin, "slow:", 4, 10, 500) // lease 500 ms, endpoint 2 s
+    expect(nodes.map((node) => [node.ok, node.codes.join()])).toEqual(Array(4).fill([10, "ok"]))
     expect(server.counts).toMatchObject({ token: 1, reuse: 0, concurrentRefresh: 0 })
     // The lease was extended while the holder waited; the stored refresh token is the rotated one.
     expect((await storage.get('default'))!.rev).toBeTypeOf('string')
@@ -88,5 +88,82 @@ describe('a fleet of Node processes on one Redis', () => {
     release()
     expect(await pending).toBe('from-the-new-holder')
     expect(await storage.get('default')).toEqual(newer)
+  })
+})
+
+describe('Redis with a subscriber: events instead of polling', () => {
+  // Every command a client sends, for counting coordination traffic.
+  function counted(target: RedisClientType) {
+    const commands: string[][] = []
+    return { commands, client: { sendCommand: (args: string[]) => (commands.push(args), target.sendCommand(args)) } }
+  }
+  async function subscriberOf() {
+    const subscriber = client.duplicate()
+    await subscriber.connect()
+    opened.push(subscriber)
+    return subscriber
+  }
+  const opened: RedisClientType[] = []
+  afterAll(async () => {
+    await Promise.all(opened.map((connection) => connection.quit()))
+  })
+
+  it('a waiting process resumes on the release: 2 lock attempts (not a poll loop), and a bounded number of commands', async () => {
+    const server = await fixture('stemp', { tokenDelay: 600 })
+    const prefix = `events-${n++}:`
+    const a = counted(client)
+    const b = counted(client)
+    const grant = refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json' })
+    const one = createTokenAuth({ grant, storage: redisStorage({ client: a.client, subscriber: await subscriberOf(), prefix }) })
+    const two = createTokenAuth({ grant, storage: redisStorage({ client: b.client, subscriber: await subscriberOf(), prefix }) })
+    await one.setTokens(server.signIn() as any)
+    await two.getAccessToken() // cached in both
+    const order: string[] = []
+    one.on('refresh', () => order.push('one committed'))
+    b.commands.length = 0
+    const first = one.getAccessToken({ forceRefresh: true }).then(() => order.push('one done'))
+    await new Promise((resolve) => setTimeout(resolve, 100)) // one holds the lease; the endpoint takes 600 ms
+    const stale = (await two.storage.get('default'))!.accessToken
+    const second = two.getAccessToken({ forceRefresh: true }).then((token) => (order.push('two done'), token))
+    const [, token] = await Promise.all([first, second])
+    expect(order.indexOf('one committed')).toBeLessThan(order.indexOf('two done'))
+    expect(token).not.toBe(stale) // two adopted the token one committed
+    expect(server.counts).toMatchObject({ token: 1, reuse: 0 })
+    const attempts = b.commands.filter((command) => command[0] === 'SET' && command.includes('NX'))
+    expect(attempts).toHaveLength(2) // one refused while one held the lease, one after its release
+    // GET (storage, twice: read for the call, re-read under the lease), 2 × SET NX, EVAL release.
+    expect(b.commands.length).toBeLessThanOrEqual(6)
+  })
+
+  it('a logout in one process stops the others from serving the token at once (before any cache TTL)', async () => {
+    const server = await fixture('stemp')
+    const prefix = `logout-${n++}:`
+    const grant = refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json' })
+    const one = createTokenAuth({ grant, storage: redisStorage({ client, subscriber: await subscriberOf(), prefix }), cache: { ttl: 3_600_000 } })
+    const two = createTokenAuth({ grant, storage: redisStorage({ client, subscriber: await subscriberOf(), prefix }), cache: { ttl: 3_600_000 } })
+    await one.setTokens(server.signIn() as any)
+    expect(typeof (await two.getAccessToken())).toBe('string') // two serves it from memory now
+    const heard = new Promise<number>((resolve) => two.on('tokens', ({ cause }) => cause === 'remote' && resolve(performance.now())))
+    const started = performance.now()
+    await one.logout({ revoke: false })
+    const latency = (await heard) - started
+    expect((await rejection(two.getAccessToken())).code).toBe('ERR_TOKEN_MISSING')
+    console.info(`[redis] logout in process 1 → process 2 refuses: ${latency.toFixed(1)} ms`)
+  })
+
+  it('a process does not hear its own writes; token keys carry the TTL', async () => {
+    const server = await fixture('stemp')
+    const prefix = `ttl-${n++}:`
+    const storage = redisStorage({ client, subscriber: await subscriberOf(), prefix, ttl: 3_600 })
+    const auth = createTokenAuth({ grant: refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json' }), storage })
+    const remote: string[] = []
+    auth.on('tokens', ({ cause }) => cause === 'remote' && remote.push(cause))
+    await auth.setTokens(server.signIn() as any)
+    await auth.getAccessToken({ forceRefresh: true })
+    const ttl = Number(await client.sendCommand(['TTL', `${prefix}tokens:default`]))
+    expect(ttl).toBeGreaterThan(3_500)
+    expect(ttl).toBeLessThanOrEqual(3_600)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(remote).toEqual([])
   })
 })
