@@ -4,6 +4,7 @@ import axios from 'axios'
 import createAuthRefreshInterceptor from 'axios-auth-refresh'
 import { applyAuthTokenInterceptor, applyStorage, setAuthTokens } from 'axios-jwt'
 import { OAuth2Client, OAuth2Fetch } from '@badgateway/oauth2-client'
+import { pipeline, withHeaders, withHttpError, withTokenRefresh } from 'fetch-extras'
 import { createTokenAuth, memoryStorage, refreshTokenGrant, type TokenStorage } from 'ky-token-refresh'
 import { API_URL, BASE_URL, TOKEN_URL, jwt, world } from './world.ts'
 
@@ -57,6 +58,28 @@ export async function oauth2Fetch(scenario: Scenario): Promise<Client> {
     scheduleRefresh: false,
   })
   return { name: '@badgateway/oauth2-client OAuth2Fetch', setup: 'OAuth2Fetch with getStoredToken (documented)', get: async () => (await wrapper.fetch(API_URL)).json() }
+}
+
+// fetch-extras (ky's author's fetch wrappers), composed in its documented pipeline order: `withHeaders`
+// with a function (called per request) sends the current token; `withTokenRefresh` refreshes on a
+// 401 and retries once, sharing a refresh only while it is pending; `withHttpError` after it turns
+// a response still not 2xx into a rejection (counted as failed). The app keeps the token itself.
+// No proactive refresh, no storage: in (a) the known-expired token is sent and gets a 401 first.
+export function fetchExtras(scenario: Scenario): Client {
+  let { token } = initialToken(scenario)
+  const apiFetch = pipeline(
+    fetch,
+    withHeaders(() => ({ Authorization: `Bearer ${token}` })),
+    withTokenRefresh({
+      refreshToken: async () => {
+        const response = await fetch(TOKEN_URL, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: world.refreshToken }) })
+        token = (await response.json()).access_token
+        return token
+      },
+    }),
+    withHttpError(),
+  )
+  return { name: 'fetch-extras withTokenRefresh', setup: 'pipeline(fetch, withHeaders(() => token), withTokenRefresh, withHttpError) (README/TSDoc), no proactive refresh', get: async () => (await apiFetch(API_URL)).json() }
 }
 
 export function axiosAuthRefresh(scenario: Scenario): Client {

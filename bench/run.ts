@@ -3,7 +3,7 @@
 import 'fake-indexeddb/auto'
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { axiosAuthRefresh, axiosJWT, bareFetch, bareKy, kyTokenRefresh, oauth2Fetch, type Client, type Scenario } from './clients.ts'
+import { axiosAuthRefresh, axiosJWT, bareFetch, bareKy, fetchExtras, kyTokenRefresh, oauth2Fetch, type Client, type Scenario } from './clients.ts'
 import { loopback } from './loopback.ts'
 import { breakdown, sizes } from './size.ts'
 import { storageCosts } from './storage-cost.ts'
@@ -24,6 +24,7 @@ async function hotPath() {
     () => kyTokenRefresh('valid'),
     () => kyTokenRefresh('valid', indexedDBStorage({ dbName: 'bench-hot-path' })), // fake-indexeddb; the engine's memory copy serves the hot path
     () => oauth2Fetch('valid'),
+    () => fetchExtras('valid'),
     () => axiosAuthRefresh('valid'),
     () => axiosJWT('valid'),
   ]
@@ -75,6 +76,7 @@ async function storms() {
   const peers: [string, (scenario: Scenario) => Promise<Client> | Client][] = [
     ['ky + ky-token-refresh', (scenario) => kyTokenRefresh(scenario)],
     ['@badgateway/oauth2-client OAuth2Fetch', oauth2Fetch],
+    ['fetch-extras withTokenRefresh', fetchExtras],
     ['axios + axios-auth-refresh', axiosAuthRefresh],
     ['axios + axios-jwt', axiosJWT],
   ]
@@ -162,6 +164,7 @@ Targets for us: exactly 1 token call, 0 failed, (a) ≤ 1.2 ×, (b) ≤ 2 ×. Me
 What the peers' numbers mean (each in its default, documented setup — see \`bench/clients.ts\`):
 - \`axios-auth-refresh\` deduplicates the refresh by taking the instance out of its interceptor while the refresh runs, so every *other* request that gets a 401 during that window is rejected (only requests *started* during the refresh are stalled and replayed). \`deduplicateRefresh: false\` would instead make one token call per 401. It has no proactive refresh, so (a) behaves like (b).
 - \`axios-jwt\` refreshes proactively from the JWT \`exp\` and queues requests meanwhile, but does not handle a 401: in (b) every request fails.
+- \`fetch-extras\` \`withTokenRefresh\` (by ky's author) is the minimal contract: refresh on a 401 only, one refresh shared while it is pending and forgotten once it settles (a 401 that arrives later starts another token call), no proactive refresh, no storage; the app keeps the token (\`withHeaders\` with a function). In (a) every request first goes out with the expired token and gets a 401, so (a) behaves like (b). It wraps \`fetch\`: compare its hot path with bare fetch (it adds ~${fmt(hot.find((row) => row.name.startsWith('fetch-extras'))!.vsFetch, 1)} × there).
 - \`OAuth2Fetch\` dedupes both paths. It wraps \`fetch\` rather than ky, so compare its hot path with bare fetch (it adds ~${fmt(hot.find((row) => row.name.startsWith('@badgateway'))!.vsFetch, 1)} × there); our hooks ride on ky, whose own cost dominates ours.
 
 ## 3. Bundle size (esbuild --bundle --minify, ESM, gzip -9; same flags for all)

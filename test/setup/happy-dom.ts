@@ -12,3 +12,14 @@ globalThis.fetch = async (input, init) => {
   Object.defineProperty(buffered, 'url', { value: response.url })
   return buffered
 }
+
+// happy-dom's fetch logs non-2xx responses and network errors on Node's own console (handed to it
+// before vitest installs its capturing console); forward it so vite.config.ts's onConsoleLog can
+// drop the expected ones and keep real failures loud.
+import nodeConsole from 'node:console'
+const capturing = globalThis.console
+if (capturing !== nodeConsole) {
+  for (const method of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) {
+    nodeConsole[method] = (...args: unknown[]) => capturing[method](...args)
+  }
+}
