@@ -18,6 +18,12 @@ export interface DenoKvLike {
   get<T>(key: Key): Promise<Entry<T>>
   set(key: Key, value: unknown, options?: { expireIn?: number }): Promise<unknown>
   delete(key: Key): Promise<void>
+  /**
+   * `Deno.Kv.watch`: a stream of the watched entries, emitted on every change. Optional: with it,
+   * lock waiters resume when the lease is released. (Deno Deploy delivers changes made anywhere;
+   * a local SQLite database only delivers those made in the same process.)
+   */
+  watch?(keys: readonly Key[]): ReadableStream<Entry<unknown>[]>
   atomic(): {
     check(...checks: { key: Key; versionstamp: string | null }[]): ReturnType<DenoKvLike['atomic']>
     set(key: Key, value: unknown, options?: { expireIn?: number }): ReturnType<DenoKvLike['atomic']>
@@ -34,6 +40,12 @@ export interface DenoKVStorageOptions {
   prefix?: string
   /** Lease length of the refresh lock (ms); extended while the holder works. Default 10000. */
   lockTtl?: number
+  /**
+   * How long a stored token set lives without being written again (ms, Deno KV `expireIn`), so
+   * abandoned sessions expire. Set it to the refresh token's lifetime; every refresh renews it.
+   * Default 2592000000 (30 days, stemp's refresh-token lifetime).
+   */
+  ttl?: number
 }
 
 /**
@@ -47,8 +59,10 @@ export interface DenoKVStorageOptions {
  * ```
  */
 export function denoKVStorage(options: DenoKVStorageOptions): TokenStorage {
-  const { prefix = 'ky-token-refresh', lockTtl = 10_000 } = options
+  const { prefix = 'ky-token-refresh', lockTtl = 10_000, ttl = 2_592_000_000 } = options
+  if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError('"ttl" must be a positive number of milliseconds.')
   const kv = busyRetrying(options.kv)
+  const source = options.kv
   if (typeof options.kv?.atomic !== 'function') throw new TypeError('"kv" must be an open Deno KV database (await Deno.openKv()).')
   const tokens = (key: string): Key => [prefix, 'tokens', key]
   const lock = (key: string): Key => [prefix, 'lock', key]
@@ -65,13 +79,13 @@ export function denoKVStorage(options: DenoKVStorageOptions): TokenStorage {
       return (await kv.get<StoredTokens>(tokens(key))).value ?? undefined
     },
     async set(key, value) {
-      await kv.set(tokens(key), value)
+      await kv.set(tokens(key), value, { expireIn: ttl })
     },
     delete: (key) => kv.delete(tokens(key)),
     async compareAndSet(key, expectedRev, next) {
       const entry = await kv.get<StoredTokens>(tokens(key))
       if ((entry.value?.rev ?? undefined) !== expectedRev) return false
-      return (await kv.atomic().check({ key: tokens(key), versionstamp: entry.versionstamp }).set(tokens(key), next).commit()).ok
+      return (await kv.atomic().check({ key: tokens(key), versionstamp: entry.versionstamp }).set(tokens(key), next, { expireIn: ttl }).commit()).ok
     },
     withLock: createLeaseLock(
       {
@@ -81,6 +95,24 @@ export function denoKVStorage(options: DenoKVStorageOptions): TokenStorage {
           const entry = await kv.get<{ owner: string }>(lock(key))
           if (entry.value?.owner === owner) await kv.atomic().check({ key: lock(key), versionstamp: entry.versionstamp }).delete(lock(key)).commit()
         },
+        ...(typeof source.watch === 'function' && {
+          onRelease(key: string, wake: () => void) {
+            // Wake on every change of the lease entry after the first (which is its current state).
+            const reader = source.watch!([lock(key)]).getReader()
+            let first = true
+            void (async () => {
+              try {
+                for (;;) {
+                  const { done } = await reader.read()
+                  if (done) return
+                  if (!first) wake()
+                  first = false
+                }
+              } catch {} // a broken watch leaves the safety-net poll
+            })()
+            return () => void reader.cancel().catch(() => {})
+          },
+        }),
       },
       { ttl: lockTtl },
     ),

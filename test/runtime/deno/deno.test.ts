@@ -37,6 +37,18 @@ describe('Deno KV (denoKVStorage) across Deno processes', () => {
     expect(await deno(['contract', 'unused', join(dir, 'kv.db')])).toEqual({ absent: true, casFromNothing: true, casWrongRev: false, concurrentWinners: 1, maxHolders: 1, deleted: true })
   }, 60_000)
 
+  it('with watch(), a waiting engine resumes on the lease release (not a poll loop); token writes carry the TTL', async () => {
+    const server = await fixture('stemp', { tokenDelay: 700 })
+    const dir = await mkdtemp(join(tmpdir(), 'deno-kv-'))
+    const result = await deno(['events', server.origin, join(dir, 'kv.db'), JSON.stringify(server.signIn())])
+    // A lease attempt reads the lock entry once; release and re-acquire: 2 attempts, plus the
+    // owner check of the release and its heartbeat (polling from 25 ms would make 6 or more).
+    expect(result.same).toBe(true)
+    expect(result.lockReads).toBeLessThanOrEqual(4)
+    expect(result.expiries).toEqual([86_400_000])
+    expect(server.counts).toMatchObject({ token: 1, reuse: 0 })
+  }, 60_000)
+
   it('3 Deno processes × 20 requests at expiry on one KV database: exactly 1 refresh per generation, 0 reuse', async () => {
     const server = await fixture('stemp')
     const db = join(await mkdtemp(join(tmpdir(), 'deno-kv-')), 'kv.db')

@@ -10,7 +10,39 @@ const [mode, api, kvPath, arg1, arg2] = Deno.args
 const kv = await Deno.openKv(kvPath)
 const storage = denoKVStorage({ kv, lockTtl: 1_000 })
 
-if (mode === 'contract') {
+if (mode === 'events') {
+  // Two engines in this process share the database; one holds the lease through a slow refresh.
+  // With Deno KV's watch the other resumes on the release: count its lease attempts. Also record
+  // the expireIn every token write carries (the TTL).
+  let attempts = 0
+  const expiries: unknown[] = []
+  const spy = {
+    ...kv,
+    get: (key: unknown[]) => (key[1] === 'lock' && attempts++, kv.get(key)),
+    set: (key: unknown[], value: unknown, options?: { expireIn?: number }) => (expiries.push(options?.expireIn), kv.set(key, value, options)),
+    watch: (keys: unknown[][]) => kv.watch(keys),
+    atomic: () => {
+      const op = kv.atomic()
+      const wrapped: any = {
+        check: (...a: unknown[]) => (op.check(...a), wrapped),
+        set: (key: unknown[], value: unknown, options?: { expireIn?: number }) => (key[1] === 'tokens' && expiries.push(options?.expireIn), op.set(key, value, options), wrapped),
+        delete: (key: unknown[]) => (op.delete(key), wrapped),
+        commit: () => op.commit(),
+      }
+      return wrapped
+    },
+  }
+  const grant = refreshTokenGrant({ url: `${api}/api/v1/apps/oauth2/refresh`, body: 'json' })
+  const one = createTokenAuth({ grant, storage: denoKVStorage({ kv, ttl: 86_400_000 }) })
+  const two = createTokenAuth({ grant, storage: denoKVStorage({ kv: spy, ttl: 86_400_000 }) })
+  await two.setTokens(JSON.parse(arg1!))
+  await one.getAccessToken()
+  const first = one.getAccessToken({ forceRefresh: true })
+  await new Promise((resolve) => setTimeout(resolve, 150)) // one holds the lease; the endpoint is slow
+  attempts = 0
+  const [a, b] = await Promise.all([first, two.getAccessToken({ forceRefresh: true })])
+  console.log(JSON.stringify({ same: a === b, lockReads: attempts, expiries: [...new Set(expiries)] }))
+} else if (mode === 'contract') {
   // The contract's core promises, on real Deno KV: copies, CAS (one winner of 20), an exclusive lock.
   const sample = (rev: string) => ({ accessToken: `at-${rev}`, refreshToken: `rt-${rev}`, receivedAt: 1, expiresAt: 2, rev })
   const results: Record<string, unknown> = {}
