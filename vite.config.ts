@@ -23,8 +23,8 @@ export default defineConfig({
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },
     projects: [
-      { test: { name: 'node', environment: 'node', include: core, testTimeout: 30_000, hookTimeout: 60_000 } },
-      { test: { name: 'happy-dom', environment: 'happy-dom', include: core, exclude: nodeOnly, setupFiles: ['test/setup/happy-dom.ts'], testTimeout: 30_000, hookTimeout: 60_000 } },
+      { test: { name: 'node', environment: 'node', include: core, setupFiles: ['test/setup/leak-scan.ts'], testTimeout: 30_000, hookTimeout: 60_000 } },
+      { test: { name: 'happy-dom', environment: 'happy-dom', include: core, exclude: nodeOnly, setupFiles: ['test/setup/happy-dom.ts', 'test/setup/leak-scan.ts'], testTimeout: 30_000, hookTimeout: 60_000 } },
     ],
   },
 })

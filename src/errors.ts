@@ -53,7 +53,10 @@ export interface TokenErrorDetails {
   scope?: string
   /** Seconds the server asked us to wait (`Retry-After`). */
   retryAfter?: number
-  /** The response, attached non-enumerably so it stays out of logs and `JSON.stringify`. */
+  /**
+   * The response, attached non-enumerably so it stays out of logs and `JSON.stringify`. The error
+   * keeps a copy without the body (status, headers, url): a server may echo what it was sent.
+   */
   response?: Response
 }
 
@@ -81,7 +84,7 @@ export class TokenError extends Error {
   readonly scope?: string
   /** Seconds the server asked to wait before trying again (`Retry-After`). */
   readonly retryAfter?: number
-  /** The response that caused the error (non-enumerable: absent from logs and JSON). */
+  /** The response that caused the error, without its body (non-enumerable: absent from logs and JSON). */
   declare readonly response?: Response
 
   /** Build an error; messages must not contain secrets (the library's own messages never do). */
@@ -93,7 +96,8 @@ export class TokenError extends Error {
     if (error !== undefined) this.error = error
     if (scope !== undefined) this.scope = scope
     if (retryAfter !== undefined) this.retryAfter = retryAfter
-    if (response) Object.defineProperty(this, 'response', { value: response, enumerable: false })
+    const copy = response && withoutBody(response)
+    if (copy) Object.defineProperty(this, 'response', { value: copy, enumerable: false })
   }
 
   /** A log-safe plain object: name, code, message, status, error, scope, retryAfter. */
@@ -113,4 +117,18 @@ export function isTokenError(value: unknown, code?: TokenErrorCode): value is To
     (value instanceof TokenError || (candidate?.name === 'TokenError' && typeof candidate.code === 'string')) &&
     (code === undefined || candidate!.code === code)
   )
+}
+
+/**
+ * @internal A body-less copy of `response`: what was sent back stays out of the error (a server
+ * may echo a token, secret or password in it; some runtimes keep the bytes of a read body reachable).
+ */
+export function withoutBody(response: Response): Response | undefined {
+  try {
+    const copy = new Response(null, { status: response.status, statusText: response.statusText, headers: response.headers })
+    Object.defineProperty(copy, 'url', { value: response.url })
+    return copy
+  } catch {
+    return undefined // a status a Response cannot be built with (0: an opaque redirect)
+  }
 }

@@ -11,6 +11,7 @@ import {
   type TokenAuthOptions,
   type TokenStorage,
 } from '../src/index.ts'
+import { producedByLibrary } from './fixtures/secrets.ts'
 import { startFixture, testClock, type ApiKind, type Fixture, type FixtureOptions } from './fixtures/apis.ts'
 
 const open: Fixture[] = []
@@ -58,7 +59,7 @@ export async function client(
     ...rest,
   })
   const events = { tokens: [], refresh: [], sessionEnded: [], error: [] } as Client['events']
-  for (const type of Object.keys(events) as (keyof SessionEvents)[]) auth.on(type, (event: any) => events[type].push(event))
+  for (const type of Object.keys(events) as (keyof SessionEvents)[]) auth.on(type, (event: any) => (events[type].push(event), producedByLibrary(event)))
   const api = wire(auth, mode, { baseUrl: server.url(API_PREFIX[kind]), ...kyOptions })
   return { server, auth, api, storage, clock, events }
 }
@@ -77,6 +78,7 @@ export async function rejection(promise: Promise<unknown>): Promise<any> {
   try {
     await promise
   } catch (error) {
+    producedByLibrary(error) // scanned for every issued secret after the test (test/setup/leak-scan.ts)
     return error
   }
   throw new Error('expected the promise to reject')

@@ -22,7 +22,7 @@
  * @module
  */
 import ky, { isHTTPError, type BeforeErrorHook, type BeforeRequestHook, type BeforeRetryHook, type Hooks, type KyInstance, type KyResponse, type Options, type ShouldRetryState } from 'ky'
-import { TokenError } from '../errors.js'
+import { TokenError, withoutBody } from '../errors.js'
 import type { Session, Ticket } from '../session.js'
 import type { OriginMatcher } from '../utils/origin.js'
 
@@ -280,6 +280,13 @@ function redact(error: unknown, current: Request, tokens: readonly string[], nam
     if (link.request instanceof Request) requests.add(link.request)
     const data = (link as { data?: unknown }).data
     if (data !== undefined) (link as { data?: unknown }).data = scrubDeep(data, tokens)
+    // ky has read the body into `data` (scrubbed above); keep status, headers and url only, since
+    // some runtimes keep the raw bytes of a read body reachable from the Response.
+    const { response } = link as { response?: unknown }
+    if (response instanceof Response && Object.getOwnPropertyDescriptor(link, 'response')?.writable) {
+      const copy = withoutBody(response)
+      if (copy) (link as { response?: Response }).response = copy
+    }
   }
   for (const request of requests) {
     try {
