@@ -240,7 +240,7 @@ export function createSession(options: SessionOptions) {
   const read = async (key: string) => validate(await bounded('read', () => storage.get(key)), storage.name)
   const remember = (slot: Slot, tokens: StoredTokens, cause: SessionEvents['tokens']['cause']) => {
     slot.readAt = now()
-    if (slot.tokens?.rev === tokens.rev) return tokens
+    if (slot.tokens?.rev === tokens.rev) return slot.tokens // the same revision: keep one object (identity is compared)
     slot.tokens = tokens
     slot.ticket = undefined
     emit('tokens', { key: slot.key, cause, ...(tokens.expiresAt !== undefined && { expiresAt: tokens.expiresAt }) })
@@ -520,7 +520,7 @@ export function createSession(options: SessionOptions) {
       } catch (error) {
         // A token inside its early-refresh window is still valid: a transient failure should not break this request.
         const transient = isTokenError(error) && (ENDPOINT_FAILURES.has(error.code) || error.code === 'ERR_LOCK_TIMEOUT') && error.code !== 'ERR_INVALID_CLIENT'
-        if (tokens && !forceRefresh && transient && !expired(tokens) && fence.slot.tokens === tokens && fence.slot.epoch === fence.epoch) {
+        if (tokens && !forceRefresh && transient && !expired(tokens) && fence.slot.tokens?.rev === tokens.rev && fence.slot.epoch === fence.epoch) {
           if (!reported.has(error)) (reported.add(error), emit('error', { key, error }))
           return ticketOf(fence.slot, tokens)
         }
@@ -566,7 +566,10 @@ export function createSession(options: SessionOptions) {
       const slot = slotOf(key)
       close(slot)
       release(slot) // dropped whole; waiting calls hold the old slot and see its epoch move
-      const stored = slot.tokens ?? slot.unsaved?.tokens ?? (await read(key).catch(() => undefined))
+      let stored = slot.unsaved?.tokens ?? slot.tokens ?? (await read(key).catch(() => undefined))
+      // A copy without its refresh token (a read cache keeps none) cannot be revoked: read the
+      // full set where the adapter keeps it, under its lock.
+      if (revoke && grant.revoke && stored && !stored.refreshToken) stored = await locked(slot, () => read(key)).catch(() => stored)
       await bounded('delete', () => storage.delete(key))
       emit('tokens', { key, cause: 'logout' })
       if (revoke && stored && grant.revoke) {

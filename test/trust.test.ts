@@ -335,3 +335,15 @@ describe('17. a failing token endpoint is not hammered', () => {
     expect(server.counts.token).toBe(6)
   })
 })
+
+describe('a failed early refresh still serves the valid token after the cache TTL re-read (found by the Deno/workerd leak scans)', () => {
+  it('the token inside its early-refresh window is served when the refresh fails, whatever the in-memory copy\'s age', async () => {
+    const { server, auth, clock, events } = await client('stemp')
+    await auth.setTokens(server.signIn() as any)
+    const token = await auth.getAccessToken()
+    clock.advance(1_770_000) // 29.5 of 30 minutes: inside the 60 s early window, and past cache.ttl (60 s)
+    server.fault('token', { kind: 'html' })
+    expect(await auth.getAccessToken()).toBe(token)
+    expect(events.error.map((event: any) => event.error.code)).toEqual(['ERR_TOKEN_RESPONSE_INVALID'])
+  })
+})

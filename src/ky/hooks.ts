@@ -113,7 +113,7 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
 
   // Follow redirects here for a request that carries credentials, so they never leave the
   // allow-list. Falls back to the runtime's own following where redirects are opaque (browsers).
-  let opaque = false
+  let opaque = hidesRedirects() // decided up front: probing would send the first redirected request twice
   const guard = (base: Fetch): Fetch => async (request, init) => {
     if (opaque || request.redirect !== 'follow' || !carriesCredentials(request)) return base(request, init)
     const spare = request.body ? request.clone() : undefined
@@ -262,6 +262,16 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
         hooks: { beforeRequest: [beforeRequest], beforeRetry: [beforeRetry], beforeError: [beforeError], ...(needsAfterResponse(parent.throwHttpErrors) && { afterResponse: [afterResponse as never] }) },
       })),
   }
+}
+
+/**
+ * Browsers (pages and workers) follow redirects before any code of ours can look at them
+ * (`redirect: 'manual'` yields an opaque response), so there the browser's own rules apply: see
+ * SECURITY.md. Node, Deno, Bun and workerd show redirects, and the guard follows them itself.
+ */
+function hidesRedirects(): boolean {
+  const scope = globalThis as { document?: unknown; WorkerGlobalScope?: unknown; navigator?: { userAgent?: string } }
+  return scope.document !== undefined || (scope.WorkerGlobalScope !== undefined && scope.navigator?.userAgent !== 'Cloudflare-Workers')
 }
 
 function describe(request: Request): string {

@@ -2,7 +2,8 @@
  * A Durable Object that coordinates token refresh across every Workers isolate, and the storage
  * adapter that talks to it. One object per token-set key holds the tokens in strongly consistent
  * storage and hands out a refresh lease, so one refresh happens per expiry however many isolates
- * ask.
+ * ask. An optional Workers KV read cache holds access tokens only (never a refresh token), each
+ * entry expiring with its token.
  *
  * @module
  */
@@ -11,6 +12,15 @@ import type { StoredTokens, TokenStorage } from '../types.js'
 import type { KVNamespaceLike } from './cloudflare-kv.js'
 
 const ADAPTER_NAME = 'durable-object'
+/** Workers KV refuses an `expirationTtl` below 60 seconds. */
+const KV_MIN_TTL = 60
+const CACHE_FORMAT = 1
+
+/** What one KV cache entry holds: a token set without its refresh token. */
+interface CacheEntry {
+  v: typeof CACHE_FORMAT
+  tokens: Omit<StoredTokens, 'refreshToken'>
+}
 
 /** The part of a Durable Object namespace binding this adapter uses (structural). */
 export interface DurableObjectNamespaceLike {
@@ -98,9 +108,16 @@ export interface DurableObjectStorageOptions {
   /** The {@link TokenCoordinator} namespace binding, e.g. `env.TOKEN_COORDINATOR`. */
   namespace: DurableObjectNamespaceLike
   /**
-   * Optional Workers KV read cache: `get` outside the refresh lock reads KV first (cheap, global,
-   * possibly stale); every read inside the lock and every write goes to the Durable Object, so a
-   * stale KV entry can never make an isolate spend an old refresh token.
+   * Optional Workers KV read cache for the access token. `get` outside the refresh lock reads KV
+   * first (cheap, global, possibly stale); every read inside the lock and every write goes to the
+   * Durable Object, so a stale KV entry can never make an isolate spend an old refresh token.
+   *
+   * What KV holds: the access token, its expiry, scope and revision, and **never the refresh
+   * token**, which stays in the Durable Object only. Each entry carries its expiry and is written
+   * with `expirationTtl` set to the access token's remaining lifetime (rounded down), so KV drops
+   * it no later than the token expires; a read that finds an entry whose expiry has passed treats
+   * it as absent. Workers KV cannot expire anything sooner than 60 s, so a token with less than
+   * 60 s left, or with no known expiry, is not cached at all (its reads go to the Durable Object).
    */
   cache?: KVNamespaceLike
   /** Prefix for KV cache keys and Durable Object names. Default `"ky-token-refresh:"`. */
@@ -133,8 +150,29 @@ export function durableObjectStorage(options: DurableObjectStorageOptions): Toke
     if (!response.ok) throw new Error(`The TokenCoordinator answered ${response.status}`)
     return ((await response.json()) as { result: unknown }).result
   }
-  const mirror = (key: string, value: StoredTokens | undefined) =>
-    cache && (value ? cache.put(prefix + key, JSON.stringify(value)) : cache.delete(prefix + key))
+  // The KV copy: never the refresh token; expires with the access token (see `cache`).
+  const mirror = async (key: string, value: StoredTokens | undefined) => {
+    if (!cache) return
+    const ttl = value?.expiresAt === undefined ? 0 : Math.floor((value.expiresAt - Date.now()) / 1000)
+    if (!value || ttl < KV_MIN_TTL) return cache.delete(prefix + key)
+    const { refreshToken: _, ...withoutRefreshToken } = value
+    const entry: CacheEntry = { v: CACHE_FORMAT, tokens: withoutRefreshToken }
+    await cache.put(prefix + key, JSON.stringify(entry), { expirationTtl: ttl })
+  }
+  const cached = async (key: string): Promise<StoredTokens | undefined> => {
+    const text = await cache!.get(prefix + key, 'text')
+    if (text === null) return undefined
+    try {
+      const { v, tokens } = JSON.parse(text) as Partial<CacheEntry>
+      // Anything else (an older format, a hand-written value, an expired entry) is treated as absent.
+      if (v !== CACHE_FORMAT || typeof tokens?.accessToken !== 'string' || typeof tokens.rev !== 'string') return undefined
+      if (typeof tokens.expiresAt !== 'number' || tokens.expiresAt <= Date.now()) return undefined
+      const { refreshToken: _, ...withoutRefreshToken } = tokens as StoredTokens
+      return withoutRefreshToken
+    } catch {
+      return undefined
+    }
+  }
   const lease = createLeaseLock(
     {
       acquire: (key, owner, ttl) => call(key, { op: 'acquire', owner, ttl }),
@@ -147,9 +185,11 @@ export function durableObjectStorage(options: DurableObjectStorageOptions): Toke
     name: ADAPTER_NAME,
     flags: { scope: 'global', consistency: 'strong' },
     async get(key) {
+      // Inside the lease (the engine re-reading before it refreshes) only the Durable Object will
+      // do: it alone holds the refresh token, and it is never stale.
       if (cache && !locked.get(key)) {
-        const cached = await cache.get(prefix + key, 'text')
-        if (cached !== null) return JSON.parse(cached) as StoredTokens
+        const hit = await cached(key)
+        if (hit) return hit
       }
       return (await call(key, { op: 'get' })) ?? undefined
     },

@@ -21,7 +21,7 @@ let refreshes = 0
 function setup(env: Env, fresh = false): TokenAuth {
   if (auth && !fresh) return auth
   const created = createTokenAuth({
-    grant: refreshTokenGrant({ url: `${env.API_ORIGIN}/api/v1/apps/oauth2/refresh`, body: 'json' }),
+    grant: refreshTokenGrant({ url: `${env.API_ORIGIN}/api/v1/apps/oauth2/refresh`, body: 'json', revocationUrl: `${env.API_ORIGIN}/oauth2/revoke` }),
     storage: durableObjectStorage({ namespace: env.COORD, cache: env.TOKENS, lockTtl: 2_000 }),
   })
   created.on('refresh', () => refreshes++)
@@ -43,6 +43,12 @@ export default {
       const results = await Promise.allSettled(Array.from({ length: n }, () => api.get('passes').json()))
       const codes = results.map((result) => (result.status === 'fulfilled' ? 'ok' : isTokenError(result.reason) ? result.reason.code : String(result.reason)))
       return Response.json({ ok: codes.filter((code) => code === 'ok').length, codes: [...new Set(codes)], refreshes, userAgent: navigator.userAgent })
+    }
+    if (url.pathname === '/logout') {
+      const errors: string[] = []
+      auth.on('error', ({ error }) => errors.push(String(error)))
+      await auth.logout()
+      return Response.json({ ok: true, errors })
     }
     if (url.pathname === '/kv-alone') {
       try {
