@@ -142,6 +142,16 @@ export interface Fence {
   readonly had: boolean
 }
 
+/** @internal Exclusive access for one refresh (see `hold`). */
+interface Held {
+  /** What storage held when access was granted. */
+  read0: StoredTokens | undefined
+  /** `false`: someone else refreshed meanwhile; adopt `read0`, never call the grant. */
+  owned: boolean
+  /** Commit through the claim (compare-and-set and release in one), when storage offers one. */
+  commit?: (next: StoredTokens) => Promise<boolean>
+}
+
 /** @internal A token and the fence of the session it belongs to. */
 export interface Ticket {
   readonly token: string
@@ -281,9 +291,10 @@ export function createSession(options: SessionOptions) {
   }
 
   // Write `next` unless someone else wrote since we read `expected`; then adopt theirs.
-  const commit = async (slot: Slot, expected: StoredTokens | undefined, next: StoredTokens, cause: 'refresh' | 'set') => {
-    if (storage.compareAndSet) {
-      if (!(await bounded('compare-and-set', () => storage.compareAndSet!(slot.key, expected?.rev, next)))) {
+  const commit = async (slot: Slot, expected: StoredTokens | undefined, next: StoredTokens, cause: 'refresh' | 'set', held?: Held) => {
+    const cas = held?.commit ?? (storage.compareAndSet && ((value: StoredTokens) => storage.compareAndSet!(slot.key, expected?.rev, value)))
+    if (cas) {
+      if (!(await bounded('compare-and-set', () => cas(next)))) {
         const winner = await read(slot.key)
         if (winner) return remember(slot, winner, 'adopt')
         throw loggedOut(slot.key)
@@ -295,9 +306,9 @@ export function createSession(options: SessionOptions) {
   }
 
   /** Save tokens the server issued; if storage refuses, keep them in memory (never lost) and report. */
-  const keep = async (slot: Slot, base: StoredTokens | undefined, next: StoredTokens): Promise<StoredTokens> => {
+  const keep = async (slot: Slot, base: StoredTokens | undefined, next: StoredTokens, held?: Held): Promise<StoredTokens> => {
     try {
-      const committed = await commit(slot, base, next, 'refresh')
+      const committed = await commit(slot, base, next, 'refresh', held)
       slot.unsaved = undefined
       return committed
     } catch (error) {
@@ -371,6 +382,27 @@ export function createSession(options: SessionOptions) {
     ])
   }
 
+  /**
+   * Exclusive access for one refresh: the storage lock and a re-read inside it, or, where the
+   * backend can hold callers (`claim`), one round trip that either hands back tokens someone else
+   * already refreshed (`owned: false`) or grants the refresh and commits it with the release.
+   */
+  const hold = <T>(slot: Slot, stale: string | undefined, work: (held: Held) => Promise<T>): Promise<T> => {
+    if (!storage.claim) return locked(slot, async () => work({ read0: await read(slot.key), owned: true }))
+    return (async () => {
+      const claim = await bounded('claim', () => storage.claim!(slot.key, stale, { timeout: lockTimeout }), lockTimeout + storageTimeout)
+      const { lease } = claim
+      let released = !lease
+      try {
+        const read0 = validate(claim.tokens, storage.name)
+        if (!lease) return await work({ read0, owned: false })
+        return await work({ read0, owned: true, commit: (next) => ((released = true), lease.commit(next)) })
+      } finally {
+        if (!released) await bounded('release', () => lease!.release()).catch(() => {})
+      }
+    })()
+  }
+
   // ---- the refresh -----------------------------------------------------------------------------
   /** Under the lock: re-read, adopt what someone else already got, or call the grant and commit. */
   const runRefresh = (fence: Fence, stale: string | undefined): Promise<StoredTokens> => {
@@ -378,9 +410,9 @@ export function createSession(options: SessionOptions) {
     const fenced = () => {
       if (slot.epoch !== epoch) throw loggedOut(slot.key)
     }
-    return locked(slot, async () => {
-      fenced()
-      const read0 = await read(slot.key)
+    fenced()
+    return hold(slot, stale, async (held) => {
+      const { read0 } = held
       fenced()
       // Tokens a failed write left only in memory are newer than what storage holds: use them.
       const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
@@ -388,14 +420,15 @@ export function createSession(options: SessionOptions) {
       // Someone else's session now (logout + sign-in elsewhere): not ours to refresh.
       if (stored && fence.had && stored.sid !== fence.sid) return stored
       if (!stored && fence.had) throw loggedOut(slot.key)
-      if (stored && stored.accessToken !== stale && !expired(stored)) return remember(slot, stored, 'adopt')
+      if (stored && ((stored.accessToken !== stale && !expired(stored)) || !held.owned)) return remember(slot, stored, 'adopt')
+      if (!held.owned) throw missing()
       const controller = new AbortController()
       slot.calls.add(controller)
       let tokens: TokenSet
       try {
         tokens = await grant.request(stored, context(controller.signal))
       } catch (error) {
-        await afterFailure(slot, epoch, read0, stored, error)
+        await afterFailure(slot, epoch, read0, stored, error, held)
         throw error
       } finally {
         slot.calls.delete(controller)
@@ -406,7 +439,7 @@ export function createSession(options: SessionOptions) {
       if (sid !== undefined) next.sid = sid
       const refreshToken = tokens.refreshToken ?? stored?.refreshToken
       if (refreshToken) next.refreshToken = refreshToken
-      const committed = await keep(slot, read0, next)
+      const committed = await keep(slot, read0, next, held)
       if (slot.epoch !== epoch) {
         await bounded('delete', () => storage.delete(slot.key)).catch(() => {}) // logout raced our write: it wins
         throw loggedOut(slot.key)
@@ -418,12 +451,12 @@ export function createSession(options: SessionOptions) {
   }
 
   /** A failed grant call: save a rotated refresh token it carried, end a dead session, start the backoff. */
-  const afterFailure = async (slot: Slot, epoch: number, read0: StoredTokens | undefined, stored: StoredTokens | undefined, error: unknown) => {
+  const afterFailure = async (slot: Slot, epoch: number, read0: StoredTokens | undefined, stored: StoredTokens | undefined, error: unknown, held: Held) => {
     if (slot.epoch !== epoch) return
     const rotated = rescuedRefreshToken(error)
     let inStorage = read0
     if (rotated && stored) {
-      const rescued = await keep(slot, read0, { ...stored, refreshToken: rotated, rev: newRev() }).catch(() => undefined)
+      const rescued = await keep(slot, read0, { ...stored, refreshToken: rotated, rev: newRev() }, held).catch(() => undefined)
       if (rescued && !slot.unsaved) inStorage = rescued
     }
     if (isTokenError(error, 'ERR_SESSION_ENDED')) return endSession(slot, stored, inStorage, error)

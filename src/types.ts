@@ -107,6 +107,19 @@ export interface Grant {
   readonly rotates?: boolean
 }
 
+/** What {@link TokenStorage.claim} hands back. */
+export interface Claim {
+  /** What storage holds now (read inside the claim, so never stale). */
+  tokens: StoredTokens | undefined
+  /** Present when this caller must refresh. */
+  lease?: {
+    /** Compare-and-set `next` over the claimed tokens' revision, and release; `false` when another writer came first. */
+    commit(next: StoredTokens): Promise<boolean>
+    /** Give the claim back without writing (the refresh failed). */
+    release(): Promise<void>
+  }
+}
+
 /** Options for {@link TokenStorage.withLock}. */
 export interface LockOptions {
   /** Give up waiting for the lock after this many milliseconds (`ERR_LOCK_TIMEOUT`). */
@@ -142,6 +155,14 @@ export interface TokenStorage {
   compareAndSet?(key: string, expectedRev: string | undefined, next: StoredTokens): Promise<boolean>
   /** Run `fn` while holding an exclusive lock for `key`, shared by every caller within `flags.scope`. */
   withLock?<T>(key: string, fn: () => Promise<T>, options?: LockOptions): Promise<T>
+  /**
+   * One round trip in place of lock, re-read, commit and release, for a backend that can hold
+   * callers itself (the Durable Object coordinator). Resolves with the tokens stored now and:
+   * no `lease` when they are not the `stale` access token any more (someone refreshed: adopt
+   * them); or a `lease` when this caller must refresh, other callers being held in the backend
+   * until it commits or releases. Rejects with `ERR_LOCK_TIMEOUT` when held past `timeout`.
+   */
+  claim?(key: string, stale: string | undefined, options?: LockOptions): Promise<Claim>
   /**
    * Subscribe to writes made by other contexts (tabs, workers) to any key. The engine drops its
    * in-memory copy of that key, so the next request re-reads it. Returns an unsubscribe function.

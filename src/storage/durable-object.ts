@@ -8,7 +8,9 @@
  * @module
  */
 import { createLeaseLock } from '../coordination/lease-lock.js'
+import { TokenError } from '../errors.js'
 import type { StoredTokens, TokenStorage } from '../types.js'
+import { newRev } from '../utils/async.js'
 import type { KVNamespaceLike } from './cloudflare-kv.js'
 
 const ADAPTER_NAME = 'durable-object'
@@ -44,6 +46,8 @@ type Command =
   | { op: 'cas'; expected?: string; value: StoredTokens }
   | { op: 'acquire' | 'extend'; owner: string; ttl: number }
   | { op: 'release'; owner: string }
+  | { op: 'claim'; stale?: string; owner: string; ttl: number; wait: number }
+  | { op: 'commit'; owner: string; expected?: string; value: StoredTokens }
 
 /**
  * The coordinator Durable Object. Export it from your Worker and bind it (e.g. `TOKEN_COORDINATOR`);
@@ -62,6 +66,12 @@ type Command =
  */
 export class TokenCoordinator {
   #storage: DurableObjectStateLike['storage']
+  /** Callers held by `claim` while another caller refreshes; woken by every write and release. */
+  #waiters = new Set<() => void>()
+  #wake() {
+    for (const wake of this.#waiters) wake()
+    this.#waiters.clear()
+  }
   /** Called by the Workers runtime. */
   constructor(state: DurableObjectStateLike, _env?: unknown) {
     this.#storage = state.storage
@@ -98,8 +108,43 @@ export class TokenCoordinator {
       case 'release':
         if (lease?.owner === command.owner) await storage.delete('lease')
         break
+      case 'commit': {
+        // Compare-and-set over the claimed revision, and give the lease back, in one command.
+        const current = await storage.get<StoredTokens>('tokens')
+        result = current?.rev === (command.expected ?? undefined)
+        if (result) await storage.put('tokens', command.value)
+        if (lease?.owner === command.owner) await storage.delete('lease')
+        break
+      }
+      case 'claim':
+        result = await this.#claim(command)
+        break
     }
+    if (command.op !== 'get' && command.op !== 'extend' && command.op !== 'acquire' && command.op !== 'claim') this.#wake()
     return Response.json({ result: result ?? null })
+  }
+
+  // Tokens newer than the caller's stale one: hand them back. Else the lease, if free. Else hold
+  // the caller here until a write or release (or the lease lapses), then look again.
+  async #claim(command: Extract<Command, { op: 'claim' }>): Promise<{ tokens: StoredTokens | null; leased: boolean } | { timeout: true }> {
+    const storage = this.#storage
+    const deadline = Date.now() + command.wait
+    for (;;) {
+      const tokens = (await storage.get<StoredTokens>('tokens')) ?? null
+      if (tokens && tokens.accessToken !== command.stale) return { tokens, leased: false }
+      const lease = await storage.get<{ owner: string; until: number }>('lease')
+      if (!lease || lease.until <= Date.now()) {
+        await storage.put('lease', { owner: command.owner, until: Date.now() + command.ttl })
+        return { tokens, leased: true }
+      }
+      const left = Math.min(deadline, lease.until) - Date.now()
+      if (deadline <= Date.now()) return { timeout: true }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => (this.#waiters.delete(done), resolve()), Math.max(1, left))
+        const done = () => (clearTimeout(timer), resolve())
+        this.#waiters.add(done)
+      })
+    }
   }
 }
 
@@ -184,6 +229,32 @@ export function durableObjectStorage(options: DurableObjectStorageOptions): Toke
   return {
     name: ADAPTER_NAME,
     flags: { scope: 'global', consistency: 'strong' },
+    // One round trip per caller at expiry: the coordinator hands back tokens someone else already
+    // refreshed, or grants this caller the refresh and holds the others until it commits.
+    async claim(key, stale, { timeout = 30_000 } = {}) {
+      const owner = newRev()
+      const answer = await call(key, { op: 'claim', ...(stale !== undefined && { stale }), owner, ttl: lockTtl, wait: timeout })
+      if (answer?.timeout) throw new TokenError('ERR_LOCK_TIMEOUT', `Waited ${timeout} ms for the refresh of "${key}" held by another isolate; the token endpoint may be slow. Try again.`)
+      const tokens: StoredTokens | undefined = answer.tokens ?? undefined
+      if (!answer.leased) return { tokens }
+      // Keep the lease while the token endpoint works, as the lease lock does.
+      const heartbeat = setInterval(() => void call(key, { op: 'extend', owner, ttl: lockTtl }).catch(() => {}), lockTtl / 3)
+      return {
+        tokens,
+        lease: {
+          async commit(next) {
+            clearInterval(heartbeat)
+            const written = (await call(key, { op: 'commit', owner, ...(tokens && { expected: tokens.rev }), value: next })) === true
+            if (written) await mirror(key, next)
+            return written
+          },
+          async release() {
+            clearInterval(heartbeat)
+            await call(key, { op: 'release', owner })
+          },
+        },
+      }
+    },
     async get(key) {
       // Inside the lease (the engine re-reading before it refreshes) only the Durable Object will
       // do: it alone holds the refresh token, and it is never stale.

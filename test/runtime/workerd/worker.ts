@@ -16,13 +16,22 @@ interface Env {
 
 let auth: TokenAuth | undefined
 let refreshes = 0
+// Durable Object round trips made by this isolate (each stub.fetch is one).
+let coordinatorCalls = 0
+const counted = (namespace: DurableObjectNamespaceLike): DurableObjectNamespaceLike => ({
+  idFromName: (name) => namespace.idFromName(name),
+  get: (id) => {
+    const stub = namespace.get(id)
+    return { fetch: (input, init) => (coordinatorCalls++, stub.fetch(input, init)) }
+  },
+})
 
 // `fresh` builds a new engine with an empty memory, as a newly started isolate has.
 function setup(env: Env, fresh = false): TokenAuth {
   if (auth && !fresh) return auth
   const created = createTokenAuth({
     grant: refreshTokenGrant({ url: `${env.API_ORIGIN}/api/v1/apps/oauth2/refresh`, body: 'json', revocationUrl: `${env.API_ORIGIN}/oauth2/revoke` }),
-    storage: durableObjectStorage({ namespace: env.COORD, cache: env.TOKENS, lockTtl: 2_000 }),
+    storage: durableObjectStorage({ namespace: counted(env.COORD), cache: env.TOKENS, lockTtl: 2_000 }),
   })
   created.on('refresh', () => refreshes++)
   if (!fresh) auth = created
@@ -44,6 +53,7 @@ export default {
       const codes = results.map((result) => (result.status === 'fulfilled' ? 'ok' : isTokenError(result.reason) ? result.reason.code : String(result.reason)))
       return Response.json({ ok: codes.filter((code) => code === 'ok').length, codes: [...new Set(codes)], refreshes, userAgent: navigator.userAgent })
     }
+    if (url.pathname === '/stats') return Response.json({ coordinatorCalls })
     if (url.pathname === '/logout') {
       const errors: string[] = []
       auth.on('error', ({ error }) => errors.push(String(error)))
