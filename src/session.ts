@@ -122,6 +122,8 @@ export interface Slot {
   calls: Set<AbortController>
   /** Bumped by logout, setTokens and dispose: work begun under an older epoch hands out and stores nothing. */
   epoch: number
+  /** What bumped the epoch last: a logout removes a refresh that committed after it; a new sign-in overwrites it. */
+  closedBy?: 'logout' | 'replaced' | 'disposed'
   /** Tokens the server issued that storage failed to save, with the revision they replace. */
   unsaved: { base: string | undefined; tokens: StoredTokens } | undefined
   /** When `tokens` was last read from or written to storage (epoch ms): the cache TTL counts from it. */
@@ -285,7 +287,7 @@ export function createSession(options: SessionOptions) {
     if (slot.epoch !== epoch) throw loggedOut(slot.key)
     // Tokens a failed write left only in memory are newer than what storage holds: keep them.
     const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
-    if (stored && isDead(slot, stored)) throw await buryAgain(slot)
+    if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
     if (!stored) forget(slot)
     return stored && remember(slot, stored, 'adopt')
   }
@@ -329,7 +331,8 @@ export function createSession(options: SessionOptions) {
     slot.dead = { rev: inStorage?.rev ?? '', refreshToken: presented?.refreshToken, error }
     try {
       const latest = await read(slot.key)
-      if (latest && isDead(slot, latest)) await bounded('delete', () => storage.delete(slot.key))
+      // Only the dead set: a sign-in that landed meanwhile (here or elsewhere) stays.
+      if (latest && isDead(slot, latest)) await bounded('delete', () => storage.delete(slot.key, latest.rev))
       slot.dead = undefined // deleted, or storage already holds another session
     } catch (cleanup) {
       emit('error', { key: slot.key, error: cleanup })
@@ -337,10 +340,10 @@ export function createSession(options: SessionOptions) {
     emit('tokens', { key: slot.key, cause: 'session-ended' })
     emit('sessionEnded', { key: slot.key, error })
   }
-  const buryAgain = async (slot: Slot): Promise<TokenError> => {
+  const buryAgain = async (slot: Slot, stored: StoredTokens): Promise<TokenError> => {
     const dead = slot.dead!
     try {
-      await bounded('delete', () => storage.delete(slot.key))
+      await bounded('delete', () => storage.delete(slot.key, stored.rev))
       slot.dead = undefined
     } catch (cleanup) {
       emit('error', { key: slot.key, error: cleanup })
@@ -416,7 +419,7 @@ export function createSession(options: SessionOptions) {
       fenced()
       // Tokens a failed write left only in memory are newer than what storage holds: use them.
       const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
-      if (stored && isDead(slot, stored)) throw await buryAgain(slot)
+      if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
       // Someone else's session now (logout + sign-in elsewhere): not ours to refresh.
       if (stored && fence.had && stored.sid !== fence.sid) return stored
       if (!stored && fence.had) throw loggedOut(slot.key)
@@ -441,7 +444,9 @@ export function createSession(options: SessionOptions) {
       if (refreshToken) next.refreshToken = refreshToken
       const committed = await keep(slot, read0, next, held)
       if (slot.epoch !== epoch) {
-        await bounded('delete', () => storage.delete(slot.key)).catch(() => {}) // logout raced our write: it wins
+        // A logout raced our write: it wins (only our write is removed, never a sign-in that followed
+        // it). A new sign-in overwrites it by itself, and if that write fails the session goes on.
+        if (slot.closedBy === 'logout') await bounded('delete', () => storage.delete(slot.key, committed.rev)).catch(() => {})
         throw loggedOut(slot.key)
       }
       slot.failure = undefined
@@ -496,8 +501,30 @@ export function createSession(options: SessionOptions) {
   }
 
   /** Start a call: the slot and what it holds now. */
+  // setTokens() and logout() of one key take effect in call order, and a call that starts while one
+  // is under way waits for it: storage and memory never disagree about which session is current.
+  const writes = new Map<string, Promise<void>>()
+  const logouts = new Map<string, number>()
+  const serial = <T>(key: string, operation: () => Promise<T>): Promise<T> => {
+    const run = (writes.get(key) ?? Promise.resolve()).then(operation)
+    const tail = run.then(() => {}, () => {})
+    writes.set(key, tail)
+    void tail.then(() => {
+      if (writes.get(key) === tail) writes.delete(key)
+    })
+    return run
+  }
+
   const begin = async (key: string): Promise<{ fence: Fence; tokens: StoredTokens | undefined }> => {
     assertLive()
+    const pending = writes.get(key)
+    if (pending) {
+      // A call that starts while its session is being logged out belongs to that session: it ends
+      // with it, rather than picking up whatever sign-in comes next.
+      const loggingOut = (logouts.get(key) ?? 0) > 0
+      await pending
+      if (loggingOut) throw loggedOut(key)
+    }
     const slot = slotOf(key)
     const epoch = slot.epoch
     const tokens = await current(slot)
@@ -585,29 +612,45 @@ export function createSession(options: SessionOptions) {
       }
       // A sign-in starts a new session: calls still waiting on the old one end with ERR_LOGGED_OUT.
       const next: StoredTokens = { ...tokens, rev: newRev(), sid: newRev() }
-      const slot = slotOf(key)
-      close(slot)
-      slot.failure = undefined
-      slot.dead = undefined
-      slot.unsaved = undefined
-      await bounded('write', () => storage.set(key, next))
-      remember(slot, next, 'set')
+      close(slotOf(key), 'replaced')
+      return serial(key, async () => {
+        const slot = slotOf(key)
+        close(slot, 'replaced')
+        slot.failure = undefined
+        slot.dead = undefined
+        slot.unsaved = undefined
+        await bounded('write', () => storage.set(key, next))
+        remember(slot, next, 'set')
+      })
     },
 
     async logout(key = defaultKey, revoke = true): Promise<void> {
       assertLive()
-      const slot = slotOf(key)
-      close(slot)
-      release(slot) // dropped whole; waiting calls hold the old slot and see its epoch move
-      let stored = slot.unsaved?.tokens ?? slot.tokens ?? (await read(key).catch(() => undefined))
-      // A copy without its refresh token (a read cache keeps none) cannot be revoked: read the
-      // full set where the adapter keeps it, under its lock.
-      if (revoke && grant.revoke && stored && !stored.refreshToken) stored = await locked(slot, () => read(key)).catch(() => stored)
-      await bounded('delete', () => storage.delete(key))
-      emit('tokens', { key, cause: 'logout' })
-      if (revoke && stored && grant.revoke) {
-        await grant.revoke(stored, context(AbortSignal.timeout(5_000))).catch((error: unknown) => emit('error', { key, error }))
-      }
+      // Fence at once: every call begun before this one ends with ERR_LOGGED_OUT.
+      const first = slotOf(key)
+      const known = first.unsaved?.tokens ?? first.tokens
+      close(first, 'logout')
+      logouts.set(key, (logouts.get(key) ?? 0) + 1)
+      const done = () => (logouts.get(key) === 1 ? logouts.delete(key) : logouts.set(key, logouts.get(key)! - 1))
+      return serial(key, async () => {
+        const slot = slotOf(key)
+        const cached = slot.unsaved?.tokens ?? slot.tokens ?? known
+        close(slot, 'logout')
+        release(slot) // dropped whole; waiting calls hold the old slot and see its epoch move
+        let stored = cached ?? (await read(key).catch(() => undefined))
+        // A copy without its refresh token (a read cache keeps none) cannot be revoked: read the
+        // full set where the adapter keeps it, under its lock.
+        if (revoke && grant.revoke && stored && !stored.refreshToken) stored = await locked(slot, () => read(key)).catch(() => stored)
+        try {
+          await bounded('delete', () => storage.delete(key))
+        } finally {
+          done()
+        }
+        emit('tokens', { key, cause: 'logout' })
+        if (revoke && stored && grant.revoke) {
+          await grant.revoke(stored, context(AbortSignal.timeout(5_000))).catch((error: unknown) => emit('error', { key, error }))
+        }
+      })
     },
 
     on<E extends keyof SessionEvents>(type: E, listener: (event: SessionEvents[E]) => void): () => void {
@@ -621,7 +664,7 @@ export function createSession(options: SessionOptions) {
       if (disposed) return
       disposed = true
       unwatch?.()
-      for (const slot of slots.values()) close(slot)
+      for (const slot of slots.values()) close(slot, 'disposed')
       slots.clear()
       lastUsed = undefined
       listeners.clear()
@@ -629,8 +672,9 @@ export function createSession(options: SessionOptions) {
   }
 
   /** End everything in flight for `slot`: bump the epoch, abort token calls, forget the tokens. */
-  function close(slot: Slot) {
+  function close(slot: Slot, why: NonNullable<Slot['closedBy']>) {
     slot.epoch++
+    slot.closedBy = why
     for (const controller of slot.calls) controller.abort(loggedOut(slot.key))
     slot.calls.clear()
     slot.flight = undefined

@@ -146,8 +146,13 @@ export interface TokenStorage {
   get(key: string): Promise<StoredTokens | undefined>
   /** Write `value` under `key`, replacing what is there. */
   set(key: string, value: StoredTokens): Promise<void>
-  /** Remove whatever is stored under `key`. */
-  delete(key: string): Promise<void>
+  /**
+   * Remove what is stored under `key`. With `expectedRev`, only if the stored revision equals it
+   * (atomically, where the backend can): the engine uses that to clean up a dead session without
+   * deleting a sign-in that landed meanwhile. An adapter that ignores `expectedRev` deletes
+   * unconditionally (every built-in adapter with `compareAndSet` honours it).
+   */
+  delete(key: string, expectedRev?: string): Promise<void>
   /**
    * Atomically write `next` only if the stored revision equals `expectedRev` (`undefined` means
    * "nothing stored"). Resolves `true` when written, `false` when another writer got there first.

@@ -18,7 +18,7 @@ async function contractOutcomes(storage: () => TokenStorage, claims = { compareA
 describe('ky-token-refresh/testing', () => {
   it('the contract passes a correct adapter with any runner', async () => {
     const outcomes = await contractOutcomes(memoryStorage)
-    expect(Object.values(outcomes)).toEqual(Array(7).fill('pass'))
+    expect(Object.values(outcomes)).toEqual(Array(8).fill('pass'))
   })
 
   it('the contract fails a compare-and-set that always writes, a shared-object get, and a lock that does not exclude', async () => {
@@ -29,6 +29,11 @@ describe('ky-token-refresh/testing', () => {
     const map = new Map<string, any>()
     const sharing = () => ({ ...memoryStorage(), get: async (key: string) => map.get(key), set: async (key: string, value: any) => void map.set(key, value) })
     const noLock = () => ({ ...memoryStorage(), withLock: <T>(_key: string, fn: () => Promise<T>) => fn() })
+    const unconditionalDelete = () => {
+      const base = memoryStorage()
+      return { ...base, delete: (key: string) => base.delete(key) }
+    }
+    expect((await contractOutcomes(unconditionalDelete))['delete with an expected revision removes only that revision']).toMatch(/must not remove another revision/)
     expect((await contractOutcomes(casAlwaysWrites))['compareAndSet writes only over the expected revision']).toMatch(/must refuse/)
     expect((await contractOutcomes(sharing))['returns copies: mutating a read value does not change what is stored']).toMatch(/must copy/)
     expect((await contractOutcomes(noLock))['withLock: holders for one key never overlap; other keys are not blocked']).toMatch(/must not overlap/)

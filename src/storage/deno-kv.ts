@@ -81,7 +81,11 @@ export function denoKVStorage(options: DenoKVStorageOptions): TokenStorage {
     async set(key, value) {
       await kv.set(tokens(key), value, { expireIn: ttl })
     },
-    delete: (key) => kv.delete(tokens(key)),
+    async delete(key, expectedRev) {
+      if (expectedRev === undefined) return kv.delete(tokens(key))
+      const entry = await kv.get<StoredTokens>(tokens(key))
+      if (entry.value?.rev === expectedRev) await kv.atomic().check({ key: tokens(key), versionstamp: entry.versionstamp }).delete(tokens(key)).commit()
+    },
     async compareAndSet(key, expectedRev, next) {
       const entry = await kv.get<StoredTokens>(tokens(key))
       if ((entry.value?.rev ?? undefined) !== expectedRev) return false

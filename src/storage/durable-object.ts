@@ -42,7 +42,7 @@ export interface DurableObjectStateLike {
 type Command =
   | { op: 'get' }
   | { op: 'set'; value: StoredTokens }
-  | { op: 'delete' }
+  | { op: 'delete'; expected?: string }
   | { op: 'cas'; expected?: string; value: StoredTokens }
   | { op: 'acquire' | 'extend'; owner: string; ttl: number }
   | { op: 'release'; owner: string }
@@ -92,7 +92,7 @@ export class TokenCoordinator {
         await storage.put('tokens', command.value)
         break
       case 'delete':
-        await storage.delete('tokens')
+        if (command.expected === undefined || (await storage.get<StoredTokens>('tokens'))?.rev === command.expected) await storage.delete('tokens')
         break
       case 'cas': {
         const current = await storage.get<StoredTokens>('tokens')
@@ -268,9 +268,9 @@ export function durableObjectStorage(options: DurableObjectStorageOptions): Toke
       await call(key, { op: 'set', value })
       await mirror(key, value)
     },
-    async delete(key) {
-      await call(key, { op: 'delete' })
-      await mirror(key, undefined)
+    async delete(key, expectedRev) {
+      await call(key, { op: 'delete', ...(expectedRev !== undefined && { expected: expectedRev }) })
+      if (expectedRev === undefined || (await call(key, { op: 'get' })) === null) await mirror(key, undefined)
     },
     async compareAndSet(key, expected, value) {
       const written = (await call(key, { op: 'cas', ...(expected !== undefined && { expected }), value })) === true

@@ -65,8 +65,19 @@ export function indexedDBStorage(options: IndexedDBStorageOptions = {}): TokenSt
       await set(key, value, store)
       announce(key)
     },
-    async delete(key) {
-      await del(key, store)
+    async delete(key, expectedRev) {
+      if (expectedRev === undefined) await del(key, store)
+      else {
+        let deleted = false
+        await store('readwrite', (objectStore) => {
+          const request = objectStore.get(key)
+          request.onsuccess = () => {
+            if ((request.result as StoredTokens | undefined)?.rev === expectedRev) (objectStore.delete(key), (deleted = true))
+          }
+          return promisifyRequest(objectStore.transaction)
+        })
+        if (!deleted) return
+      }
       announce(key)
     },
     async compareAndSet(key, expectedRev, next) {

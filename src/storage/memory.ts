@@ -34,8 +34,8 @@ export function memoryStorage(): TokenStorage {
     async set(key, value) {
       map.set(key, { ...value })
     },
-    async delete(key) {
-      map.delete(key)
+    async delete(key, expectedRev) {
+      if (expectedRev === undefined || map.get(key)?.rev === expectedRev) map.delete(key)
     },
     async compareAndSet(key, expectedRev, next) {
       if (map.get(key)?.rev !== expectedRev) return false

@@ -69,6 +69,14 @@ if rev == ARGV[1] then
   return 1
 end
 return 0`
+// KEYS[1] = token key; ARGV[1] = expected rev; ARGV[2] = channel; ARGV[3] = message ('' = none).
+const DELETE_IF = `local v = redis.call('GET', KEYS[1])
+if v and cjson.decode(v).rev == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+  return 1
+end
+return 0`
 const EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`
 // ARGV[2] = channel; ARGV[3] = message ('' = publish nothing).
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -115,7 +123,8 @@ export function redisStorage(options: RedisStorageOptions): TokenStorage {
       await send('SET', tokenKey(key), JSON.stringify(value), 'EX', String(ttl))
       if (subscriber) await send('PUBLISH', channel, announce('t', key))
     },
-    async delete(key) {
+    async delete(key, expectedRev) {
+      if (expectedRev !== undefined) return void (await send('EVAL', DELETE_IF, '1', tokenKey(key), expectedRev, channel, announce('t', key)))
       await send('DEL', tokenKey(key))
       if (subscriber) await send('PUBLISH', channel, announce('t', key))
     },

@@ -107,6 +107,18 @@ export function testTokenStorage(name: string, create: () => TokenStorage | Prom
         check(same(await storage.get('k'), sample('b')), 'compareAndSet must store every field')
       })
 
+      it('delete with an expected revision removes only that revision', async () => {
+        const storage = await create()
+        await storage.set('k', sample('a'))
+        await storage.delete('k', 'other')
+        await settle()
+        check((await storage.get('k'))?.rev === 'a', 'delete(key, expectedRev) must not remove another revision')
+        await storage.delete('k', 'a')
+        await settle()
+        check((await storage.get('k')) === undefined, 'delete(key, expectedRev) must remove that revision')
+        await storage.delete('k', 'a') // nothing there: fine
+      })
+
       it('compareAndSet: of 20 concurrent writers over one revision, exactly one wins', async () => {
         const storage = await create()
         await storage.set('k', sample('base'))
