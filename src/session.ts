@@ -128,6 +128,8 @@ export interface Slot {
   unsaved: { base: string | undefined; tokens: StoredTokens } | undefined
   /** When `tokens` was last read from or written to storage (epoch ms): the cache TTL counts from it. */
   readAt: number
+  /** Counts `watch` notices for this key: a read that began before one may be stale, and is not cached. */
+  seen: number
   /** The last failed refresh, shared by callers until `until` (epoch ms). */
   failure: { error: unknown; until: number; streak: number } | undefined
   /** A token set whose refresh token the server declared dead, while its storage cleanup is pending. */
@@ -198,7 +200,7 @@ export function createSession(options: SessionOptions) {
   const slotOf = (key: string): Slot => {
     let slot = slots.get(key)
     if (!slot) {
-      slots.set(key, (slot = { key, tokens: undefined, ticket: undefined, flight: undefined, calls: new Set(), epoch: 0, unsaved: undefined, failure: undefined, dead: undefined, readAt: 0 }))
+      slots.set(key, (slot = { key, tokens: undefined, ticket: undefined, flight: undefined, calls: new Set(), epoch: 0, unsaved: undefined, failure: undefined, dead: undefined, readAt: 0, seen: 0 }))
       if (slots.size > maxKeys) {
         for (const [oldKey, old] of slots) {
           if (slots.size <= maxKeys) break
@@ -250,7 +252,9 @@ export function createSession(options: SessionOptions) {
     )
   }
   const read = async (key: string) => validate(await bounded('read', () => storage.get(key)), storage.name)
-  const remember = (slot: Slot, tokens: StoredTokens, cause: SessionEvents['tokens']['cause']) => {
+  const remember = (slot: Slot, tokens: StoredTokens, cause: SessionEvents['tokens']['cause'], seen?: number) => {
+    // Another context wrote this key after our read began: hand the value to this call only.
+    if (seen !== undefined && slot.seen !== seen) return tokens
     slot.readAt = now()
     if (slot.tokens?.rev === tokens.rev) return slot.tokens // the same revision: keep one object (identity is compared)
     slot.tokens = tokens
@@ -282,14 +286,14 @@ export function createSession(options: SessionOptions) {
   /** The slot's tokens: the in-memory copy, else storage (validated; a known-dead set is refused). */
   const current = async (slot: Slot): Promise<StoredTokens | undefined> => {
     if (slot.tokens && now() - slot.readAt < cacheTtl) return slot.tokens
-    const epoch = slot.epoch
+    const { epoch, seen } = slot
     const read0 = await read(slot.key)
     if (slot.epoch !== epoch) throw loggedOut(slot.key)
     // Tokens a failed write left only in memory are newer than what storage holds: keep them.
     const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
     if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
-    if (!stored) forget(slot)
-    return stored && remember(slot, stored, 'adopt')
+    if (!stored && slot.seen === seen) forget(slot)
+    return stored && remember(slot, stored, 'adopt', seen)
   }
 
   // Write `next` unless someone else wrote since we read `expected`; then adopt theirs.
@@ -308,7 +312,7 @@ export function createSession(options: SessionOptions) {
   }
 
   /** Save tokens the server issued; if storage refuses, keep them in memory (never lost) and report. */
-  const keep = async (slot: Slot, base: StoredTokens | undefined, next: StoredTokens, held?: Held): Promise<StoredTokens> => {
+  const keep = async (slot: Slot, base: StoredTokens | undefined, next: StoredTokens, held?: Held, seen?: number): Promise<StoredTokens> => {
     try {
       const committed = await commit(slot, base, next, 'refresh', held)
       slot.unsaved = undefined
@@ -317,7 +321,8 @@ export function createSession(options: SessionOptions) {
       if (!isTokenError(error, 'ERR_STORAGE')) throw error
       slot.unsaved = { base: base?.rev, tokens: next }
       emit('error', { key: slot.key, error })
-      return remember(slot, next, 'refresh')
+      // Served from memory only while nobody else wrote the key meanwhile (a new sign-in elsewhere).
+      return remember(slot, next, 'refresh', seen)
     }
   }
 
@@ -410,6 +415,7 @@ export function createSession(options: SessionOptions) {
   /** Under the lock: re-read, adopt what someone else already got, or call the grant and commit. */
   const runRefresh = (fence: Fence, stale: string | undefined): Promise<StoredTokens> => {
     const { slot, epoch } = fence
+    const { seen } = slot
     const fenced = () => {
       if (slot.epoch !== epoch) throw loggedOut(slot.key)
     }
@@ -423,7 +429,7 @@ export function createSession(options: SessionOptions) {
       // Someone else's session now (logout + sign-in elsewhere): not ours to refresh.
       if (stored && fence.had && stored.sid !== fence.sid) return stored
       if (!stored && fence.had) throw loggedOut(slot.key)
-      if (stored && ((stored.accessToken !== stale && !expired(stored)) || !held.owned)) return remember(slot, stored, 'adopt')
+      if (stored && ((stored.accessToken !== stale && !expired(stored)) || !held.owned)) return remember(slot, stored, 'adopt', seen)
       if (!held.owned) throw missing()
       const controller = new AbortController()
       slot.calls.add(controller)
@@ -431,7 +437,7 @@ export function createSession(options: SessionOptions) {
       try {
         tokens = await grant.request(stored, context(controller.signal))
       } catch (error) {
-        await afterFailure(slot, epoch, read0, stored, error, held)
+        await afterFailure(slot, epoch, read0, stored, error, held, seen)
         throw error
       } finally {
         slot.calls.delete(controller)
@@ -442,7 +448,7 @@ export function createSession(options: SessionOptions) {
       if (sid !== undefined) next.sid = sid
       const refreshToken = tokens.refreshToken ?? stored?.refreshToken
       if (refreshToken) next.refreshToken = refreshToken
-      const committed = await keep(slot, read0, next, held)
+      const committed = await keep(slot, read0, next, held, seen)
       if (slot.epoch !== epoch) {
         // A logout raced our write: it wins (only our write is removed, never a sign-in that followed
         // it). A new sign-in overwrites it by itself, and if that write fails the session goes on.
@@ -456,12 +462,12 @@ export function createSession(options: SessionOptions) {
   }
 
   /** A failed grant call: save a rotated refresh token it carried, end a dead session, start the backoff. */
-  const afterFailure = async (slot: Slot, epoch: number, read0: StoredTokens | undefined, stored: StoredTokens | undefined, error: unknown, held: Held) => {
+  const afterFailure = async (slot: Slot, epoch: number, read0: StoredTokens | undefined, stored: StoredTokens | undefined, error: unknown, held: Held, seen: number) => {
     if (slot.epoch !== epoch) return
     const rotated = rescuedRefreshToken(error)
     let inStorage = read0
     if (rotated && stored) {
-      const rescued = await keep(slot, read0, { ...stored, refreshToken: rotated, rev: newRev() }, held).catch(() => undefined)
+      const rescued = await keep(slot, read0, { ...stored, refreshToken: rotated, rev: newRev() }, held, seen).catch(() => undefined)
       if (rescued && !slot.unsaved) inStorage = rescued
     }
     if (isTokenError(error, 'ERR_SESSION_ENDED')) return endSession(slot, stored, inStorage, error)
@@ -505,6 +511,8 @@ export function createSession(options: SessionOptions) {
   // is under way waits for it: storage and memory never disagree about which session is current.
   const writes = new Map<string, Promise<void>>()
   const logouts = new Map<string, number>()
+  /** The session id of the latest sign-in of each key still under way. */
+  const signIns = new Map<string, string>()
   const serial = <T>(key: string, operation: () => Promise<T>): Promise<T> => {
     const run = (writes.get(key) ?? Promise.resolve()).then(operation)
     const tail = run.then(() => {}, () => {})
@@ -518,24 +526,26 @@ export function createSession(options: SessionOptions) {
   const begin = async (key: string): Promise<{ fence: Fence; tokens: StoredTokens | undefined }> => {
     assertLive()
     const pending = writes.get(key)
-    if (pending) {
-      // A call that starts while its session is being logged out belongs to that session: it ends
-      // with it, rather than picking up whatever sign-in comes next.
-      const loggingOut = (logouts.get(key) ?? 0) > 0
-      await pending
-      if (loggingOut) throw loggedOut(key)
-    }
+    // A call that starts while its session is being logged out belongs to that session: it ends
+    // with it, rather than picking up whatever sign-in comes next. One that starts during a
+    // sign-in belongs to that sign-in: if it failed, the call fails too.
+    const loggingOut = pending !== undefined && (logouts.get(key) ?? 0) > 0
+    const signingIn = pending === undefined ? undefined : signIns.get(key)
+    if (pending) await pending
+    if (loggingOut) throw loggedOut(key)
     const slot = slotOf(key)
     const epoch = slot.epoch
     const tokens = await current(slot)
-    if (slot.epoch !== epoch) throw loggedOut(key)
+    if (slot.epoch !== epoch || (signingIn !== undefined && tokens?.sid !== signingIn)) throw loggedOut(key)
     return { fence: { slot, epoch, sid: tokens?.sid, had: !!tokens }, tokens }
   }
 
   // Another tab or worker wrote this key: forget our copy so the next request re-reads it.
   const unwatch = storage.watch?.((key) => {
     const slot = slots.get(key)
-    if (slot?.tokens) {
+    if (!slot) return
+    slot.seen++
+    if (slot.tokens) {
       forget(slot)
       emit('tokens', { key, cause: 'remote' })
     }
@@ -611,16 +621,25 @@ export function createSession(options: SessionOptions) {
         tokens = { ...(input as TokenSet), receivedAt: (input as TokenSet).receivedAt ?? now() }
       }
       // A sign-in starts a new session: calls still waiting on the old one end with ERR_LOGGED_OUT.
-      const next: StoredTokens = { ...tokens, rev: newRev(), sid: newRev() }
+      const sid = newRev()
+      const next: StoredTokens = { ...tokens, rev: newRev(), sid }
       close(slotOf(key), 'replaced')
+      signIns.set(key, sid)
+      const done = () => {
+        if (signIns.get(key) === sid) signIns.delete(key)
+      }
       return serial(key, async () => {
         const slot = slotOf(key)
         close(slot, 'replaced')
         slot.failure = undefined
         slot.dead = undefined
         slot.unsaved = undefined
-        await bounded('write', () => storage.set(key, next))
-        remember(slot, next, 'set')
+        try {
+          await bounded('write', () => storage.set(key, next))
+          remember(slot, next, 'set')
+        } finally {
+          done()
+        }
       })
     },
 
@@ -632,7 +651,7 @@ export function createSession(options: SessionOptions) {
       close(first, 'logout')
       logouts.set(key, (logouts.get(key) ?? 0) + 1)
       const done = () => (logouts.get(key) === 1 ? logouts.delete(key) : logouts.set(key, logouts.get(key)! - 1))
-      return serial(key, async () => {
+      const stored = await serial(key, async () => {
         const slot = slotOf(key)
         const cached = slot.unsaved?.tokens ?? slot.tokens ?? known
         close(slot, 'logout')
@@ -647,10 +666,13 @@ export function createSession(options: SessionOptions) {
           done()
         }
         emit('tokens', { key, cause: 'logout' })
-        if (revoke && stored && grant.revoke) {
-          await grant.revoke(stored, context(AbortSignal.timeout(5_000))).catch((error: unknown) => emit('error', { key, error }))
-        }
+        return stored
       })
+      // Revocation is best-effort and runs after the key is free again: calls and sign-ins that
+      // come next do not wait for the authorization server.
+      if (revoke && stored && grant.revoke) {
+        await grant.revoke(stored, context(AbortSignal.timeout(5_000))).catch((error: unknown) => emit('error', { key, error }))
+      }
     },
 
     on<E extends keyof SessionEvents>(type: E, listener: (event: SessionEvents[E]) => void): () => void {

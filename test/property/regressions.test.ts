@@ -158,6 +158,52 @@ describe('regressions found by the interleaving property (expected to fail until
     ] })
   })
 
+  it('R8: a call that starts once a logout\'s delete has landed is not handed the next sign-in (found by the suite after the R1–R7 fixes, seed 591499777)', async () => {
+    // Engine 0 logs out (revocation on); while the revocation call was still out, the key stayed
+    // "busy", a new call on engine 0 waited for it, and by the time it read storage engine 1 had
+    // signed in S2: the call, begun with nothing stored, was handed S2. Fix: revocation runs after
+    // the key is free again, so the call reads the empty storage and ends with ERR_TOKEN_MISSING.
+    await replay({ engines: 2, drainSeed: 538069061, steps: [
+      { k: 'logout', engine: 0, revoke: true },
+      { k: 'run', picks: [0] },
+      { k: 'token', engine: 0, force: false, abortable: false },
+      { k: 'signIn', engine: 1, user: 'A' },
+      { k: 'token', engine: 0, force: false, abortable: false },
+    ] })
+  })
+
+  it('R9: a rotation kept only in memory after a failed save is not served once another engine signed in (seed 1414172435)', async () => {
+    // Engine 1 refreshes S1 and the server rotates; meanwhile engine 0 signs in S2 (engine 1 is
+    // told through watch); then engine 1's save of the rotation fails, and it cached the rotated
+    // S1 in memory anyway: its next call went out with S1 while storage held S2. Fix: a value
+    // read or kept after a watch notice of the same key serves the call that made it, and is not
+    // cached (the rotated token stays in `unsaved` for that session's next refresh).
+    await replay({ engines: 2, drainSeed: 0, steps: [
+      { k: 'clock', ms: 570000 },
+      { k: 'token', engine: 0, force: false, abortable: false },
+      { k: 'storageFault', op: 'cas', mode: 'fail' },
+      { k: 'post', engine: 1, abortable: false },
+      { k: 'signIn', engine: 0, user: 'A' },
+      { k: 'run', picks: [0, 0, 3, 3] },
+      { k: 'run', picks: [0, 0, 0] },
+      { k: 'get', engine: 1, abortable: false },
+      { k: 'post', engine: 0, abortable: false },
+    ] })
+  })
+
+  it('R10: a call that starts during a sign-in that then fails is not handed a sign-in made elsewhere (seed 20261124)', async () => {
+    // Engine 0 signs in S2 (its write will fail); a POST starts on engine 0 meanwhile; engine 1
+    // signs in S3. The POST waited for engine 0's sign-in, then read storage and went out with S3.
+    // Fix: a call that starts during a sign-in belongs to it; if that sign-in fails, so does the call.
+    await replay({ engines: 2, drainSeed: 1, steps: [
+      { k: 'storageFault', op: 'set', mode: 'fail' },
+      { k: 'signIn', engine: 0, user: 'A' },
+      { k: 'post', engine: 0, abortable: false },
+      { k: 'signIn', engine: 1, user: 'A' },
+      { k: 'post', engine: 0, abortable: false },
+    ] })
+  })
+
   it('R7: a refresh queued behind the lock does not call the token endpoint after logout() and throw the rotation away', async () => {
     // A forced refresh waits for the lock; logout() runs (its delete fails, so storage keeps the
     // session and logout() rejects). The refresh then gets the lock and still sends the token

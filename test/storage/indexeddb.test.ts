@@ -37,7 +37,8 @@ describe('indexedDBStorage() with the engine', () => {
     const remote: string[] = []
     tabB.on('tokens', ({ cause }) => remote.push(cause))
     await tabA.setTokens(server.signIn() as any)
-    const first = await tabB.getAccessToken()
+    await new Promise((resolve) => setTimeout(resolve, 50)) // A's sign-in notice reaches B
+    const first = await tabB.getAccessToken() // B reads and keeps a copy
     await tabA.getAccessToken({ forceRefresh: true })
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(remote).toContain('remote')
