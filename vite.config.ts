@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config'
 // document, happy-dom's own Headers/Request/Response). Suites that drive a real runtime from Node
 // (Chromium, workerd, redis-server, Deno, the built package) run in the node project only.
 const core = ['test/**/*.test.ts']
-const nodeOnly = ['test/dist-smoke.test.ts', 'test/trust-node.test.ts', 'test/size.test.ts', 'test/e2e/**', 'test/browser/**', 'test/storage/redis.test.ts', 'test/runtime/**']
+const nodeOnly = ['test/dist-smoke.test.ts', 'test/trust-node.test.ts', 'test/size.test.ts', 'test/e2e/**', 'test/browser/**', 'test/storage/redis.test.ts', 'test/runtime/**', 'test/dpop/*-node.test.ts']
 
 // Expected console output of a green run, dropped; anything else still prints, labelled with its
 // test. happy-dom's fetch reports like a browser's console: every non-2xx response ("POST

@@ -6,16 +6,16 @@ import { gzipSync } from 'node:zlib'
 export interface SizeRow { bundle: string; minified: number; gzip: number; budget?: number }
 
 const ENTRIES: { bundle: string; code: string; external?: string[]; budget?: number }[] = [
-  { bundle: 'ky-token-refresh: whole core entry (ky excluded)', code: `export * from 'ky-token-refresh'`, external: ['ky'], budget: 12_250 },
-  { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant (ky excluded)', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 11_750 },
-  { bundle: 'ky-token-refresh: createTokenAuth + clientCredentialsGrant (ky excluded)', code: `export { createTokenAuth, clientCredentialsGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 11_600 },
+  { bundle: 'ky-token-refresh: whole core entry (ky excluded)', code: `export * from 'ky-token-refresh'`, external: ['ky'], budget: 15_300 },
+  { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant (ky excluded)', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 14_850 },
+  { bundle: 'ky-token-refresh: createTokenAuth + clientCredentialsGrant (ky excluded)', code: `export { createTokenAuth, clientCredentialsGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 14_650 },
   { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant + ky', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'; export { default } from 'ky'` },
   { bundle: 'ky-token-refresh/storage/memory', code: `export * from 'ky-token-refresh/storage/memory'`, budget: 850 },
   { bundle: 'ky-token-refresh/storage/indexeddb (idb-keyval excluded)', code: `export * from 'ky-token-refresh/storage/indexeddb'`, external: ['idb-keyval'], budget: 1_350 },
   { bundle: 'ky-token-refresh/storage/indexeddb + idb-keyval', code: `export * from 'ky-token-refresh/storage/indexeddb'` },
   { bundle: 'ky-token-refresh/storage/redis', code: `export * from 'ky-token-refresh/storage/redis'`, budget: 2_050 },
   { bundle: 'ky-token-refresh/storage/cloudflare-kv', code: `export * from 'ky-token-refresh/storage/cloudflare-kv'`, budget: 500 },
-  { bundle: 'ky-token-refresh/storage/durable-object', code: `export * from 'ky-token-refresh/storage/durable-object'`, budget: 1_950 },
+  { bundle: 'ky-token-refresh/storage/durable-object', code: `export * from 'ky-token-refresh/storage/durable-object'`, budget: 2_400 },
   { bundle: 'ky-token-refresh/storage/deno-kv', code: `export * from 'ky-token-refresh/storage/deno-kv'`, budget: 1_800 },
   { bundle: 'ky alone', code: `export { default } from 'ky'` },
   { bundle: '@badgateway/oauth2-client: OAuth2Client + OAuth2Fetch', code: `export { OAuth2Client, OAuth2Fetch } from '@badgateway/oauth2-client'` },

@@ -3,8 +3,9 @@
  *
  * @module
  */
-export { createTokenAuth, type TokenAuth, type TokenAuthOptions } from './create-token-auth.js'
-export type { AuthContext } from './ky/hooks.js'
+export { createTokenAuth, type TokenAuth, type TokenAuthEvents, type TokenAuthOptions } from './create-token-auth.js'
+export type { AuthContext, ShouldRefresh, WithheldEvent } from './ky/hooks.js'
+export type { SenderConstraint } from './grants/sender.js'
 export type { GetTokenOptions, SessionEvents, SessionOptions } from './session.js'
 export { TokenError, isTokenError, type TokenErrorCode, type TokenErrorDetails } from './errors.js'
 export { refreshTokenGrant, type RefreshTokenGrantOptions } from './grants/refresh-token.js'
@@ -12,7 +13,7 @@ export { clientCredentialsGrant, type ClientCredentialsGrantOptions } from './gr
 export { jsonLoginGrant, type JSONLoginGrantOptions } from './grants/json-login.js'
 export { staticToken } from './grants/static-token.js'
 export { readTokenResponse, toTokenSet, type ReadTokenResponseOptions } from './grants/token-response.js'
-export type { ClientAuthMethod, TokenEndpointOptions } from './grants/token-endpoint.js'
+export type { ClientAssertion, ClientAuthMethod, TokenEndpointOptions } from './grants/token-endpoint.js'
 export { memoryStorage } from './storage/memory.js'
 export { createLocalLock, type WithLock } from './coordination/local-lock.js'
 export type { Grant, GrantContext, LockOptions, StoredTokens, TokenResponseBody, TokenSet, TokenStorage } from './types.js'

@@ -23,6 +23,8 @@ describe('built package', () => {
       './storage/cloudflare-kv': ['cloudflareKVStorage'],
       './storage/durable-object': ['durableObjectStorage', 'TokenCoordinator'],
       './storage/deno-kv': ['denoKVStorage'],
+      './dpop': ['dpop', 'generateDPoPKey', 'browserDPoPKey', 'deleteBrowserDPoPKey', 'privateKeyJwt'],
+      './testing': ['testTokenStorage', 'scriptedGrant'],
     }
     expect(Object.keys(pkg.exports).filter((key) => key !== './package.json').sort()).toEqual(Object.keys(expected).sort())
     for (const [subpath, names] of Object.entries(expected)) {

@@ -1,7 +1,36 @@
-import ky from 'ky'
+import ky, { HTTPError } from 'ky'
 import { describe, expect, it, vi } from 'vitest'
-import { createTokenAuth, refreshTokenGrant } from '../src/index.ts'
-import { MODES, client, fixture, rejection } from './helpers.ts'
+import { createTokenAuth, refreshTokenGrant, type TokenAuthOptions, type WithheldEvent } from '../src/index.ts'
+import { MODES, client, fixture, rejection, wire, type Mode } from './helpers.ts'
+
+const API = 'https://api.example'
+
+/**
+ * An in-memory API (ky's `fetch`) and token endpoint: `respond` answers each API request (its
+ * number, from 1) given the token it carries; the token endpoint issues tok-1, tok-2, …
+ */
+async function memory(mode: Mode, options: Partial<TokenAuthOptions>, respond: (request: Request, n: number) => Response | Promise<Response>) {
+  const seen: Request[] = []
+  let issued = 0
+  const auth = createTokenAuth({
+    grant: refreshTokenGrant({ url: 'https://auth.example/token' }),
+    origins: [API],
+    fetch: async () => new Response(JSON.stringify({ access_token: `tok-${++issued}`, expires_in: 300, refresh_token: `rt-${issued}` }), { headers: { 'content-type': 'application/json' } }),
+    ...options,
+  })
+  await auth.setTokens({ access_token: 'tok-0', expires_in: 300, refresh_token: 'rt-0' })
+  const api = wire(auth, mode, {
+    baseUrl: `${API}/`,
+    retry: 0,
+    fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      seen.push(request)
+      return respond(request, seen.length)
+    }) as typeof fetch,
+  })
+  return { auth, api, seen, tokenCalls: () => issued }
+}
+const json = (status: number, body: unknown = {}, headers: Record<string, string> = {}) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } })
 
 for (const mode of MODES) {
   describe(`ky hooks (auth.${mode})`, () => {
@@ -180,6 +209,118 @@ for (const mode of MODES) {
       expect(() => createTokenAuth({ grant, refreshBefore: -1 })).toThrow(/"refreshBefore"/)
       expect(() => refreshTokenGrant({ url: '/relative' })).toThrow(/"url" must be an absolute URL/)
       expect(() => createTokenAuth({} as any)).toThrow(/"grant" is required/)
+    })
+  })
+}
+
+for (const mode of MODES) {
+  describe(`extension points (auth.${mode})`, () => {
+    it('scheme: "Token" sends Authorization: Token …; header: "X-Api-Key" sends the bare token there and no Authorization', async () => {
+      const token = await memory(mode, { scheme: 'Token' }, () => json(200))
+      await token.api.get('a')
+      expect(token.seen[0]!.headers.get('authorization')).toBe('Token tok-0')
+      const apiKey = await memory(mode, { header: 'X-Api-Key' }, () => json(200))
+      await apiKey.api.get('a')
+      expect(apiKey.seen[0]!.headers.get('x-api-key')).toBe('tok-0')
+      expect(apiKey.seen[0]!.headers.has('authorization')).toBe(false)
+      const both = await memory(mode, { header: 'X-Auth', scheme: 'Key' }, () => json(200))
+      await both.api.get('a')
+      expect(both.seen[0]!.headers.get('x-auth')).toBe('Key tok-0')
+    })
+
+    it('a custom token header: refreshed on 401 like Authorization, a caller-set one wins, and errors redact it', async () => {
+      const { api, seen, tokenCalls } = await memory(mode, { header: 'X-Api-Key' }, (request) => (request.headers.get('x-api-key') === 'tok-1' ? json(200) : json(401)))
+      await api.get('a')
+      expect(seen.map((request) => request.headers.get('x-api-key'))).toEqual(['tok-0', 'tok-1'])
+      expect(tokenCalls()).toBe(1)
+      const own = await rejection(api.get('b', { headers: { 'x-api-key': 'callers-own' } }))
+      expect(own).toBeInstanceOf(HTTPError) // sent as set, not refreshed
+      expect(tokenCalls()).toBe(1)
+      const { api: failing } = await memory(mode, { header: 'X-Api-Key' }, () => json(500))
+      const error = await rejection(failing.get('c'))
+      expect(error.request.headers.get('x-api-key')).toBe('[redacted]')
+    })
+
+    it('headers as a function of the token-set key: a tenant header per authKey, only to allowed origins', async () => {
+      const keys: string[] = []
+      const other = { url: (path: string) => `https://other.example${path}` }
+      const { auth, api, seen } = await memory(mode, { headers: (key) => (keys.push(key), { 'X-Tenant': `tenant-${key}` }) }, (request) => (request.url.startsWith(API) ? json(200) : json(401)))
+      await auth.setTokens({ access_token: 'tok-b', expires_in: 300 }, { key: 'b' })
+      await api.get('a')
+      await api.get('a', { context: { authKey: 'b' } })
+      expect(seen.map((request) => [request.headers.get('x-tenant'), request.headers.get('authorization')])).toEqual([['tenant-default', 'Bearer tok-0'], ['tenant-b', 'Bearer tok-b']])
+      expect(keys).toEqual(['default', 'b'])
+      // Another origin through the same instance: neither the token nor the tenant header.
+      const outside = await api.get(other.url('/v1/companies'), { throwHttpErrors: false })
+      expect(outside.status).toBe(401)
+      expect(seen[2]!.headers.has('x-tenant')).toBe(false)
+      expect(keys).toHaveLength(2)
+    })
+
+    it('shouldRefresh: a 419 or a 400 whose body says "token_expired" refreshes once and replays', async () => {
+      const shouldRefresh = async (response: Response) => response.status === 419 || (response.status === 400 && (await response.json()).code === 'token_expired')
+      for (const reject of [() => json(419), () => json(400, { code: 'token_expired' })]) {
+        const { api, seen, tokenCalls } = await memory(mode, { shouldRefresh }, (request) => (request.headers.get('authorization') === 'Bearer tok-1' ? json(200, { ok: true }) : reject()))
+        expect(await api.get('a').json()).toEqual({ ok: true })
+        expect(seen).toHaveLength(2)
+        expect(tokenCalls()).toBe(1)
+      }
+    })
+
+    it('shouldRefresh: 403 is never refreshed by default (ERR_INSUFFICIENT_SCOPE), but is when the predicate says so', async () => {
+      const plain = await memory(mode, {}, () => json(403))
+      expect((await rejection(plain.api.get('a'))).code).toBe('ERR_INSUFFICIENT_SCOPE')
+      expect(plain.tokenCalls()).toBe(0)
+      const opted = await memory(mode, { shouldRefresh: (response) => response.status === 401 || response.status === 403 }, () => json(403))
+      const error = await rejection(opted.api.get('a'))
+      expect(error.code).toBe('ERR_STILL_UNAUTHORIZED')
+      expect(error.message).toMatch(/answered 403 again after one token refresh/)
+      expect(opted.tokenCalls()).toBe(1)
+      expect(opted.seen).toHaveLength(2)
+    })
+
+    it('shouldRefresh: a 401 it declines comes back as a plain HTTPError; a predicate that throws means "no" and is reported', async () => {
+      const declined = await memory(mode, { shouldRefresh: () => false }, () => json(401))
+      const error = await rejection(declined.api.get('a'))
+      expect(error).toBeInstanceOf(HTTPError)
+      expect(declined.tokenCalls()).toBe(0)
+      const broken = await memory(mode, { shouldRefresh: () => { throw new Error('predicate bug') } }, () => json(401))
+      const reported: unknown[] = []
+      broken.auth.on('error', ({ error }) => reported.push(error))
+      expect(await rejection(broken.api.get('a'))).toBeInstanceOf(HTTPError)
+      expect(broken.tokenCalls()).toBe(0)
+      expect(reported).toEqual([new Error('predicate bug')])
+    })
+
+    it('the silent miss: a 401 from an origin outside the allow-list is a withheld event and a hint in the error; nothing is sent', async () => {
+      const { server, auth, api } = await client('stemp', { mode })
+      await auth.setTokens(server.signIn() as any)
+      const other = await fixture('stenn')
+      const events: WithheldEvent[] = []
+      auth.on('withheld', (event) => events.push(event))
+      const error = await rejection(api.get(other.url('/v1/companies?secret=1')))
+      expect(error).toBeInstanceOf(HTTPError)
+      expect(error.message).toContain(`no token with this request: ${other.origin} is not an allowed origin`)
+      expect(error.message).toContain('"origins" option')
+      expect(events).toEqual([{ url: other.url('/v1/companies'), status: 401, reason: 'origin' }])
+      expect(server.counts.token).toBe(0)
+      // With throwHttpErrors: false the event still fires (no error to annotate).
+      const response = await api.get(other.url('/v1/companies'), { throwHttpErrors: false })
+      expect(response.status).toBe(401)
+      expect(events).toHaveLength(mode === 'hooks' ? 2 : 1) // auth.extend settles throwHttpErrors per instance
+      // Opted out, or the caller's own Authorization: not a miss.
+      await rejection(api.get(other.url('/v1/companies'), { context: { auth: false } }))
+      await rejection(api.get(other.url('/v1/companies'), { headers: { authorization: 'Bearer mine' } }))
+      expect(events).toHaveLength(mode === 'hooks' ? 2 : 1)
+    })
+
+    it('headers, scheme and header options are validated at setup', () => {
+      const grant = refreshTokenGrant({ url: 'https://auth.example.com/token' })
+      expect(() => createTokenAuth({ grant, header: 'X Api' })).toThrow(/"header" must be an HTTP header name/)
+      expect(() => createTokenAuth({ grant, scheme: 'To ken' })).toThrow(/"scheme" must be/)
+      expect(() => createTokenAuth({ grant, headers: { Authorization: 'x' } })).toThrow(/"headers" cannot set "Authorization"/)
+      expect(() => createTokenAuth({ grant, headers: { 'X-Tenant': 1 as never } })).toThrow(/"headers" has an invalid entry/)
+      expect(() => createTokenAuth({ grant, shouldRefresh: 401 as never })).toThrow(/"shouldRefresh" must be a function/)
     })
   })
 }

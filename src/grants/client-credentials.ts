@@ -6,7 +6,7 @@
  */
 import type { Grant } from '../types.js'
 import { assertURL } from './refresh-token.js'
-import { callTokenEndpoint, type ClientAuthMethod, type TokenEndpointOptions } from './token-endpoint.js'
+import { callTokenEndpoint, clientAuthOf, type ClientAssertion, type ClientAuthMethod, type TokenEndpointOptions } from './token-endpoint.js'
 
 /** Options for {@link clientCredentialsGrant}. */
 export interface ClientCredentialsGrantOptions extends TokenEndpointOptions {
@@ -15,16 +15,29 @@ export interface ClientCredentialsGrantOptions extends TokenEndpointOptions {
   /** The client id. */
   clientId: string
   /**
-   * The client secret. Never written to storage and scrubbed from error messages.
+   * The client secret (not needed with `private_key_jwt`). Never written to storage and scrubbed
+   * from error messages.
    * > [!WARNING]
    * > Server-side only: anything in a browser bundle is public.
    */
-  clientSecret: string
+  clientSecret?: string
   /**
-   * How the secret is sent. Default `client_secret_post` (in the form body), which is what
-   * Stenn and DokStamp document; `client_secret_basic` uses the `Authorization` header.
+   * How the client authenticates. Default `private_key_jwt` when `clientAssertion` is set, else
+   * `client_secret_post` (the secret in the form body), which is what Stenn and DokStamp
+   * document; `client_secret_basic` uses the `Authorization` header.
    */
   clientAuth?: Exclude<ClientAuthMethod, 'none'>
+  /**
+   * Signs the RFC 7523 client assertion for `private_key_jwt`: `privateKeyJwt({ key })` from
+   * `ky-token-refresh/dpop`, or your own signer. A new assertion is signed for every attempt.
+   *
+   * @example
+   * ```ts
+   * import { privateKeyJwt } from 'ky-token-refresh/dpop'
+   * clientCredentialsGrant({ url, clientId: 'reporting', clientAssertion: privateKeyJwt({ key: process.env.CLIENT_KEY_PEM! }) })
+   * ```
+   */
+  clientAssertion?: ClientAssertion
   /** Space-separated scopes to request. */
   scope?: string
   /** Extra form fields, e.g. `{ audience: 'https://api.example.com' }`. */
@@ -47,8 +60,11 @@ export interface ClientCredentialsGrantOptions extends TokenEndpointOptions {
  */
 export function clientCredentialsGrant(options: ClientCredentialsGrantOptions): Grant {
   assertURL(options.url, 'url')
-  if (!options.clientId || !options.clientSecret) throw new TypeError('"clientId" and "clientSecret" are required by clientCredentialsGrant().')
-  const secrets = [options.clientSecret]
+  const clientAuth = clientAuthOf(options, 'client_secret_post')
+  if (!options.clientId || (clientAuth !== 'private_key_jwt' && !options.clientSecret)) {
+    throw new TypeError('clientCredentialsGrant() needs "clientId" and "clientSecret", or "clientId" and "clientAssertion" (private_key_jwt).')
+  }
+  const secrets = options.clientSecret ? [options.clientSecret] : []
   return {
     name: 'client_credentials',
     url: options.url,
@@ -57,7 +73,7 @@ export function clientCredentialsGrant(options: ClientCredentialsGrantOptions): 
       const fields: Record<string, string> = { grant_type: 'client_credentials', ...options.extra }
       if (options.scope) fields.scope = options.scope
       return callTokenEndpoint(
-        { ...options, clientAuth: options.clientAuth ?? 'client_secret_post', encoding: 'form', fields, idempotent: true, rejected: 'client', secrets },
+        { ...options, clientAuth, encoding: 'form', fields, idempotent: true, rejected: 'client', secrets },
         context,
       )
     },

@@ -6,7 +6,7 @@
  */
 import { TokenError } from '../errors.js'
 import type { Grant, GrantContext, StoredTokens, TokenSet } from '../types.js'
-import { callTokenEndpoint, encode, type ClientAuthMethod, type TokenEndpointOptions } from './token-endpoint.js'
+import { callTokenEndpoint, clientAuthOf, encode, signAssertion, type ClientAssertion, type ClientAuthMethod, type TokenEndpointOptions } from './token-endpoint.js'
 import { describeURL, redirectError } from './token-response.js'
 
 /** Options for {@link refreshTokenGrant}. */
@@ -26,8 +26,23 @@ export interface RefreshTokenGrantOptions extends TokenEndpointOptions {
    * > Keep secrets on servers; a browser bundle is public.
    */
   clientSecret?: string
-  /** How the client authenticates. Default `client_secret_basic` with a secret, else `none`. */
+  /**
+   * How the client authenticates. Default `private_key_jwt` with a `clientAssertion`,
+   * `client_secret_basic` with a secret, else `none`.
+   */
   clientAuth?: ClientAuthMethod
+  /**
+   * Signs the RFC 7523 client assertion for `private_key_jwt`: `privateKeyJwt({ key })` from
+   * `ky-token-refresh/dpop`. A new assertion (unique `jti`, short `exp`) is signed for every
+   * attempt, and scrubbed from error messages like a secret.
+   *
+   * @example
+   * ```ts
+   * import { privateKeyJwt } from 'ky-token-refresh/dpop'
+   * refreshTokenGrant({ url, clientId: 'my-bff', clientAssertion: privateKeyJwt({ key: process.env.CLIENT_KEY_PEM! }) })
+   * ```
+   */
+  clientAssertion?: ClientAssertion
   /** Extra body fields, e.g. `{ scope: 'pass:read' }`. */
   extra?: Record<string, string>
   /** RFC 7009 revocation endpoint, called best-effort by `auth.logout()`. */
@@ -48,9 +63,10 @@ export interface RefreshTokenGrantOptions extends TokenEndpointOptions {
  */
 export function refreshTokenGrant(options: RefreshTokenGrantOptions): Grant {
   assertURL(options.url, 'url')
+  const clientAuth = clientAuthOf(options, options.clientSecret ? 'client_secret_basic' : 'none')
   const secrets = options.clientSecret ? [options.clientSecret] : []
   const call = (url: string, fields: Record<string, string>, rejected: 'session' | 'client', context: GrantContext) =>
-    callTokenEndpoint({ ...options, url, encoding: options.body ?? 'form', fields, idempotent: false, rejected, secrets }, context)
+    callTokenEndpoint({ ...options, clientAuth, url, encoding: options.body ?? 'form', fields, idempotent: false, rejected, secrets }, context)
   return {
     name: 'refresh_token',
     url: options.url,
@@ -76,9 +92,10 @@ export function refreshTokenGrant(options: RefreshTokenGrantOptions): Grant {
         // RFC 7009 §2.1: the client authenticates as it does at the token endpoint, and like it
         // never follows a redirect. The server answers 200 with an empty body; anything else is
         // reported, never thrown at the user.
-        const request = encode({ ...options, encoding: options.body ?? 'form', fields })
+        const assertion = await signAssertion({ ...options, clientAuth }, options.revocationUrl!)
+        const request = encode({ ...options, clientAuth, encoding: options.body ?? 'form', fields }, assertion)
         const response = await context.fetch(options.revocationUrl!, { method: 'POST', signal: context.signal, ...request })
-        const redirect = redirectError(response, 'revocation', describeURL(options.revocationUrl!), 'The tokens were deleted locally anyway.', [...secrets, tokens.refreshToken])
+        const redirect = redirectError(response, 'revocation', describeURL(options.revocationUrl!), 'The tokens were deleted locally anyway.', [...secrets, tokens.refreshToken, ...(assertion ? [assertion] : [])])
         if (redirect) throw redirect
         if (!response.ok) throw new TokenError('ERR_TOKEN_ENDPOINT', `Token revocation answered ${response.status}; the tokens were deleted locally anyway.`, { status: response.status })
       },

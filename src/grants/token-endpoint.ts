@@ -28,10 +28,32 @@
  */
 import { TokenError, isTokenError } from '../errors.js'
 import type { GrantContext, TokenSet } from '../types.js'
+import { isLocalFailure } from './sender.js'
 import { describeURL, readTokenResponse } from './token-response.js'
 
-/** How the client authenticates to the token endpoint (RFC 6749 §2.3.1). */
-export type ClientAuthMethod = 'none' | 'client_secret_post' | 'client_secret_basic'
+/**
+ * How the client authenticates to the token endpoint: RFC 6749 §2.3.1 (`client_secret_basic`,
+ * `client_secret_post`), none (public clients), or RFC 7523 `private_key_jwt` (a signed client
+ * assertion; needs the `clientAssertion` option).
+ */
+export type ClientAuthMethod = 'none' | 'client_secret_post' | 'client_secret_basic' | 'private_key_jwt'
+
+/** The RFC 7523 `client_assertion_type` for a JWT client assertion. */
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+/**
+ * Signs RFC 7523 client assertions for `clientAuth: 'private_key_jwt'`. Build one with
+ * `privateKeyJwt({ key })` from `ky-token-refresh/dpop` (jose stays out of the core bundle), or
+ * implement it over your own signer (a KMS, an HSM).
+ */
+export interface ClientAssertion {
+  /**
+   * A fresh signed assertion for one token-endpoint call: `iss` = `sub` = `clientId`, `aud` =
+   * `endpoint` (or the audience the signer was configured with, e.g. the issuer), a unique `jti`
+   * and a short `exp`. Called once per attempt: servers refuse a replayed `jti`.
+   */
+  sign(claims: { clientId: string; endpoint: string }): Promise<string>
+}
 
 /** Settings shared by every grant that calls a token endpoint. */
 export interface TokenEndpointOptions {
@@ -67,6 +89,7 @@ export interface TokenCall extends TokenEndpointOptions {
   clientAuth?: ClientAuthMethod
   clientId?: string
   clientSecret?: string
+  clientAssertion?: ClientAssertion
   /** Whether a repeat after a network fault is harmless (client credentials, login). */
   idempotent: boolean
   rejected: 'session' | 'client'
@@ -82,6 +105,7 @@ export async function callTokenEndpoint(call: TokenCall, context: GrantContext):
   const { grant_type: _, ...sent } = call.fields
   const secrets = [...call.secrets, ...Object.values(sent), call.clientId ?? '', call.clientSecret ?? '', basicCredential(call) ?? '']
   let lost: string | undefined // why the answer we replay for never arrived
+  let nonceRetried = false // a DPoP nonce challenge is answered once, at once, and is not an attempt
   for (let attempt = 1; ; attempt++) {
     let retryAfter: number | undefined
     let failure: TokenError
@@ -90,11 +114,16 @@ export async function callTokenEndpoint(call: TokenCall, context: GrantContext):
     const abort = () => controller.abort(context.signal.reason)
     context.signal.addEventListener('abort', abort, { once: true })
     const timer = setTimeout(() => controller.abort(), timeout)
+    let assertion: string | undefined
     try {
-      const response = await context.fetch(call.url, { method: 'POST', signal: controller.signal, ...encode(call) })
+      // A client assertion is signed per attempt (a replayed jti is refused) and scrubbed like a secret.
+      assertion = await signAssertion(call, call.url)
+      if (assertion) secrets.push(assertion)
+      const response = await context.fetch(call.url, { method: 'POST', signal: controller.signal, ...encode(call, assertion) })
       return await readTokenResponse(response, { now: context.now, rejected: call.rejected, secrets, url: call.url })
     } catch (error) {
       if (context.signal.aborted) throw context.signal.reason
+      if (isLocalFailure(error)) throw error // nothing was sent (a key that cannot be loaded): not a network fault
       if (isTokenError(error)) {
         if (lost && error.code === 'ERR_SESSION_ENDED') {
           throw new TokenError(
@@ -104,6 +133,14 @@ export async function callTokenEndpoint(call: TokenCall, context: GrantContext):
           )
         }
         const { status } = error
+        // RFC 9449 §8: the server wants a proof with its new nonce (learned by the sender's
+        // transport). A sender retries that itself, except for a request with a single-use client
+        // assertion: then it is done here, once, with a new assertion and a new proof.
+        if (error.error === 'use_dpop_nonce' && assertion && !nonceRetried && (status === 400 || status === 401)) {
+          nonceRetried = true
+          attempt--
+          continue
+        }
         if (error.code !== 'ERR_TOKEN_ENDPOINT' || status === undefined) throw error
         if (!call.idempotent && (status === 502 || status === 504)) ambiguous = `answered ${status}`
         else if (!(status === 429 || status === 503 || (call.idempotent && status >= 500))) throw error
@@ -137,7 +174,7 @@ export async function callTokenEndpoint(call: TokenCall, context: GrantContext):
  * @internal The request init for a token-endpoint style POST: body, headers with the client
  * authentication, and `redirect: 'manual'` (a redirect is an error, never followed).
  */
-export function encode(call: Pick<TokenCall, 'headers' | 'fields' | 'encoding' | 'clientAuth' | 'clientId' | 'clientSecret'>): { headers: Headers; body: string; redirect: 'manual' } {
+export function encode(call: Pick<TokenCall, 'headers' | 'fields' | 'encoding' | 'clientAuth' | 'clientId' | 'clientSecret'>, assertion?: string): { headers: Headers; body: string; redirect: 'manual' } {
   const headers = new Headers(call.headers)
   const fields = { ...call.fields }
   const { clientId, clientSecret } = call
@@ -148,9 +185,38 @@ export function encode(call: Pick<TokenCall, 'headers' | 'fields' | 'encoding' |
     fields.client_id = clientId
     if (call.clientAuth === 'client_secret_post' && clientSecret !== undefined) fields.client_secret = clientSecret
   }
+  if (assertion !== undefined) {
+    fields.client_assertion_type = JWT_BEARER
+    fields.client_assertion = assertion
+  }
   headers.set('accept', 'application/json')
   headers.set('content-type', call.encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded')
   return { headers, body: call.encoding === 'json' ? JSON.stringify(fields) : new URLSearchParams(fields).toString(), redirect: 'manual' }
+}
+
+/**
+ * @internal The client assertion for one call to `endpoint` when the client authenticates with
+ * `private_key_jwt`, else `undefined`.
+ */
+export async function signAssertion(call: Pick<TokenCall, 'clientAuth' | 'clientId' | 'clientAssertion'>, endpoint: string): Promise<string | undefined> {
+  if (call.clientAuth !== 'private_key_jwt' && !(call.clientAuth === undefined && call.clientAssertion)) return undefined
+  return call.clientAssertion!.sign({ clientId: call.clientId!, endpoint })
+}
+
+/**
+ * @internal Check the client-authentication options of a grant at setup; returns the method in
+ * effect. `private_key_jwt` (explicit, or implied by `clientAssertion`) needs a client id and a
+ * signer; the secret-based methods need a secret.
+ */
+export function clientAuthOf(options: { clientAuth?: ClientAuthMethod | undefined; clientId?: string | undefined; clientSecret?: string | undefined; clientAssertion?: ClientAssertion | undefined }, fallback: ClientAuthMethod): ClientAuthMethod {
+  const method = options.clientAuth ?? (options.clientAssertion ? 'private_key_jwt' : fallback)
+  if (method === 'private_key_jwt') {
+    if (!options.clientId) throw new TypeError('clientAuth "private_key_jwt" needs "clientId" (the assertion\'s iss and sub).')
+    if (typeof options.clientAssertion?.sign !== 'function') {
+      throw new TypeError('clientAuth "private_key_jwt" needs "clientAssertion": privateKeyJwt({ key }) from "ky-token-refresh/dpop", or your own { sign(claims) } signer.')
+    }
+  }
+  return method
 }
 
 // `client_secret_basic`'s `id:secret`, each form-urlencoded first (RFC 6749 §2.3.1) so any

@@ -29,6 +29,27 @@ export interface ReadTokenResponseOptions {
   secrets?: readonly string[]
   /** The URL that was requested, named in messages when the response does not carry one (a browser's opaque redirect). */
   url?: string
+  /**
+   * The `token_type` the response must carry (case-insensitive). Default `Bearer` (which also
+   * accepts an absent `token_type`), or the sender constraint's type (`DPoP`) when the response
+   * came through the transport of an auth instance configured with one (`createTokenAuth({ sender })`).
+   */
+  tokenType?: string
+}
+
+// Responses that came through a sender-constrained transport, with the token type they must carry.
+const expectedTypes = new WeakMap<Response, string>()
+
+/**
+ * @internal Wrap a token-endpoint transport so every response it returns must carry `tokenType`
+ * (read by {@link readTokenResponse}, so custom grants get the check too).
+ */
+export function expectTokenType(fetcher: typeof fetch, tokenType: string): typeof fetch {
+  return (input, init) =>
+    fetcher(input, init).then((response) => {
+      expectedTypes.set(response, tokenType)
+      return response
+    })
 }
 
 // A refresh token the server rotated in a response we otherwise rejected: the engine saves it,
@@ -73,7 +94,7 @@ export async function readTokenResponse(response: Response, options: ReadTokenRe
       { status: response.status, response },
     )
   }
-  return toTokenSet(record, receivedAt, where, secrets)
+  return toTokenSet(record, receivedAt, where, secrets, options.tokenType ?? expectedTypes.get(response))
 }
 
 /**
@@ -85,7 +106,7 @@ export async function readTokenResponse(response: Response, options: ReadTokenRe
  * the only syntax that is safe in `Authorization: Bearer …`; a refresh token must be visible ASCII
  * or spaces (RFC 6749 `VSCHAR`). No API this library targets issues anything else.
  */
-export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number, where = 'the token response', secrets: readonly string[] = []): TokenSet {
+export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number, where = 'the token response', secrets: readonly string[] = [], tokenType = 'Bearer'): TokenSet {
   const { access_token, token_type, expires_in, refresh_token, scope } = body
   const invalid = (field: string, why: string): never => {
     const error = new TokenError(
@@ -99,9 +120,8 @@ export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number,
   if (!isAccessToken(access_token)) {
     throw invalid('access_token', 'not a valid bearer token (RFC 6750: letters, digits, -._~+/ and trailing =), so it cannot be sent in a header')
   }
-  if (token_type !== undefined && token_type !== null && (typeof token_type !== 'string' || token_type.toLowerCase() !== 'bearer')) {
-    throw invalid('token_type', `only Bearer is supported, got ${typeof token_type === 'string' ? `"${quote(token_type, secrets, 20)}"` : `a ${typeof token_type}`}`)
-  }
+  const typeProblem = tokenTypeProblem(token_type, tokenType, secrets)
+  if (typeProblem) throw invalid('token_type', typeProblem)
   if (refresh_token !== undefined && refresh_token !== null && !isRefreshToken(refresh_token)) {
     throw invalid('refresh_token', 'must be a non-empty string of visible ASCII (RFC 6749), null or absent')
   }
@@ -120,6 +140,29 @@ export function toTokenSet(body: Partial<TokenResponseBody>, receivedAt: number,
   }
   if (lifetime !== undefined) tokens.expiresAt = receivedAt + Math.min(lifetime, MAX_LIFETIME) * 1000
   return tokens
+}
+
+/**
+ * @internal Why `received` (a response's `token_type`) is not the `expected` type, or `undefined`
+ * when it is. Bearer accepts an absent type (Starship omits it); a sender-constrained type must be
+ * named. Each message says what to do.
+ */
+export function tokenTypeProblem(received: unknown, expected: string, secrets: readonly string[] = []): string | undefined {
+  const want = expected.toLowerCase()
+  const bearer = want === 'bearer'
+  if (received === undefined || received === null) {
+    return bearer ? undefined : `it is absent, but ${expected} was required: the server did not bind the token to the proof key. Check that this client may use ${expected} at the server (e.g. dpop_bound_access_tokens), or remove the "sender" option to use bearer tokens`
+  }
+  if (typeof received !== 'string') return `expected ${expected}, got a ${typeof received}`
+  if (received.toLowerCase() === want) return undefined
+  const shown = `"${quote(received, secrets, 20)}"`
+  if (bearer && received.toLowerCase() === 'dpop') {
+    return `the server issued a DPoP-bound token (${shown}), which is useless without a proof on every request. Configure DPoP: createTokenAuth({ sender: dpop({ key }) }) with dpop() from "ky-token-refresh/dpop"`
+  }
+  if (received.toLowerCase() === 'bearer') {
+    return `the server issued a Bearer token although ${expected} was required: it ignored the proof. Check that this client may use ${expected} at the server (e.g. dpop_bound_access_tokens), or remove the "sender" option to use bearer tokens`
+  }
+  return `expected ${expected}, got ${shown}`
 }
 
 // Seconds until a JWT access token expires. With `iat`, `exp - iat` is a lifetime measured on the
@@ -163,7 +206,10 @@ function endpointError(
   const details = { status, response, ...(shown && { error: shown }), ...(retryAfter !== undefined && { retryAfter }) }
   let code: TokenErrorCode = 'ERR_TOKEN_ENDPOINT'
   let next = status >= 500 || status === 429 ? 'The server is failing or rate limiting; try again later.' : 'Check the grant settings (URL, body encoding, client authentication).'
-  if (error === 'invalid_client' || (rejected === 'client' && (status === 401 || status === 403))) {
+  if (error === 'use_dpop_nonce') {
+    // RFC 9449 §8: not a verdict on the credentials; the sender already retried once with the new nonce.
+    next = 'The server asked again for a DPoP proof with a new nonce after one retry with the nonce it had sent; stored tokens were kept. Check the server\'s nonce policy and try again.'
+  } else if (error === 'invalid_client' || (rejected === 'client' && (status === 401 || status === 403))) {
     code = 'ERR_INVALID_CLIENT'
     next = 'The client credentials (or login) were rejected: check them, or ask the provider whether they were rotated.'
   } else if (error === 'invalid_grant' || (rejected === 'session' && (status === 401 || status === 403))) {

@@ -23,12 +23,15 @@
  */
 import ky, { isHTTPError, type BeforeErrorHook, type BeforeRequestHook, type BeforeRetryHook, type Hooks, type KyInstance, type KyResponse, type Options, type ShouldRetryState } from 'ky'
 import { TokenError, withoutBody } from '../errors.js'
+import type { SenderConstraint } from '../grants/sender.js'
+import { describeURL } from '../grants/token-response.js'
 import type { Session, Ticket } from '../session.js'
 import type { OriginMatcher } from '../utils/origin.js'
 
 const REDACTED = '[redacted]'
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const MAX_REDIRECTS = 20
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
 
 /** What we know about one request we authenticated, keyed by ky's per-request retry object. */
 interface Attached {
@@ -41,9 +44,16 @@ interface Attached {
   sent: string[]
   /** Auth retries done (0 or 1). */
   retries: number
+  /** Retries with a fresh proof after a nonce challenge (0 or 1). */
+  nonceRetries: number
+  /** The next retry answers a nonce challenge (no new token, a new proof). */
+  reproof: boolean
   /** A `ReadableStream` body: cannot be replayed. */
   stream: boolean
 }
+
+/** How a response is judged: a sender's nonce challenge, a rejected token, or not ours. */
+type Verdict = 'nonce' | 'refresh' | 'other'
 
 /** Per-request options read from ky's `context`. */
 export interface AuthContext {
@@ -53,6 +63,39 @@ export interface AuthContext {
   authKey?: string
   /** ky's `context` is an open record; other fields pass through untouched. */
   [field: string]: unknown
+}
+
+/** The `withheld` event: a 401 answered a request that carried no token because of the allow-list. */
+export interface WithheldEvent {
+  /** `origin + path` of the request (no query: it may carry secrets). */
+  url: string
+  /** The status that came back (401). */
+  status: number
+  /**
+   * `origin`: the request's origin is not in `origins`, so no token was attached. `redirect`: the
+   * request was authenticated, but redirected to an origin outside the allow-list, where the
+   * credentials were not forwarded.
+   */
+  reason: 'origin' | 'redirect'
+}
+
+/**
+ * Decides whether an error response means "the token was rejected: refresh once and replay".
+ * Receives the response (its body readable) and the request. Default: `status === 401`.
+ */
+export type ShouldRefresh = (response: Response, request: Request) => boolean | Promise<boolean>
+
+/** @internal What the hooks need besides the session. */
+export interface HookConfig {
+  allowed: OriginMatcher
+  /** Headers sent with the token, or a function of the token-set key returning them. */
+  headers: Record<string, string> | ((key: string) => Record<string, string> | undefined)
+  /** The header that carries the token (lower case). Ignored with a sender (always `authorization`). */
+  header: string
+  /** The scheme before the token (`Bearer`), or `''` for the bare token. Ignored with a sender. */
+  scheme: string
+  sender: SenderConstraint | undefined
+  shouldRefresh: ShouldRefresh | undefined
 }
 
 type Fetch = (input: Request, init?: RequestInit) => Promise<Response>
@@ -71,16 +114,67 @@ export interface AuthKy {
 }
 
 /** @internal Build the ky hooks for a session. */
-export function createHooks(session: Session, allowed: OriginMatcher, headers: Record<string, string>): AuthKy {
+export function createHooks(session: Session, config: HookConfig): AuthKy {
+  const { allowed, sender, shouldRefresh } = config
   const records = new WeakMap<object, Attached>()
   const recordOf = (options: { retry?: unknown }) => (options.retry ? records.get(options.retry as object) : undefined)
-  const headerEntries = Object.entries(headers)
-  const headerNames = headerEntries.map(([name]) => name.toLowerCase())
+  // The header that carries the token and what precedes it: `Authorization: Bearer …` by
+  // default, `Authorization: DPoP …` with DPoP, `X-Api-Key: …` or `Authorization: Token …` as configured.
+  const tokenHeader = sender ? 'authorization' : config.header
+  const prefix = sender ? `${sender.scheme} ` : config.scheme ? `${config.scheme} ` : ''
+  const headersOf = typeof config.headers === 'function' ? config.headers : undefined
+  const staticEntries = headersOf ? [] : Object.entries(config.headers as Record<string, string>)
+  // Other headers that are credentials: the configured extra headers (also those a headers
+  // function returns, learned as they appear) and the sender's proof header. `strip` is what a
+  // redirect off the allow-list loses: those, the token header and any Authorization.
+  const extra = new Set<string>(sender?.headers.map((name) => name.toLowerCase()))
+  let extraNames: string[] = []
+  let strip: string[] = []
+  const learn = (names: Iterable<string>) => {
+    for (const name of names) extra.add(name.toLowerCase())
+    extraNames = [...extra]
+    strip = [...new Set(['authorization', tokenHeader, ...extra])]
+  }
+  learn(staticEntries.map(([name]) => name))
+  const entriesFor = (key: string): [string, string][] => {
+    const entries = Object.entries(headersOf!(key) ?? {})
+    for (const [name, value] of entries) {
+      const lower = name.toLowerCase()
+      if (typeof value !== 'string') throw new TypeError(`The "headers" function returned a non-string value for "${name}" (key "${key}"); return a record of strings.`)
+      if (lower === tokenHeader || (sender && lower === 'authorization')) throw new TypeError(`The "headers" function returned "${name}", the header that carries the token; set the token's header with the "header" option instead.`)
+      if (!extra.has(lower)) learn([lower])
+    }
+    return entries
+  }
   // A 401 is ours to fix only when it came from an allow-listed origin (not a redirect target).
   const fromAllowed = (response: Response, request: Request) => allowed(response.url || request.url)
-  const carriesCredentials = (request: Request) => request.headers.has('authorization') || headerNames.some((name) => request.headers.has(name))
+  const carriesCredentials = (request: Request) => {
+    for (const name of strip) if (request.headers.has(name)) return true
+    return false
+  }
+  const extraAttempts = sender ? 2 : 1 // the auth retry, and with a sender one nonce retry
 
-  // After a 401: use the token someone else already got, or refresh once. `true` = replay.
+  // What a failed response means. Cached per response: shouldRetry and beforeError see the same one.
+  const verdicts = new WeakMap<Response, Verdict>()
+  const judge = async (record: Attached, response: Response, request: Request, data: unknown, readable: boolean): Promise<Verdict> => {
+    let verdict = verdicts.get(response)
+    if (verdict) return verdict
+    if (sender) sender.observe(response, request)
+    if (sender && response.status === 401 && sender.challenge(response)) verdict = 'nonce'
+    else if (!shouldRefresh) verdict = response.status === 401 ? 'refresh' : 'other'
+    else {
+      try {
+        verdict = (await shouldRefresh(readable ? response : replica(response, data), request)) === true ? 'refresh' : 'other'
+      } catch (error) {
+        session.emit('error', { key: record.key, error })
+        verdict = 'other'
+      }
+    }
+    verdicts.set(response, verdict)
+    return verdict
+  }
+
+  // After a rejected token: use the token someone else already got, or refresh once. `true` = replay.
   const renew = async (record: Attached, signal: AbortSignal) => {
     if (!session.refreshable || record.retries > 0 || !record.ticket) return false
     const ticket = await session.renew(record.ticket, signal)
@@ -89,39 +183,82 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
     record.sent.push(ticket.token)
     return true
   }
+  // After a nonce challenge: one replay with a fresh proof, never a refresh. `true` = replay.
+  const reproof = (record: Attached) => {
+    if (record.stream || record.nonceRetries > 0) return false
+    record.reproof = true
+    return true
+  }
 
   // Put the renewed token on the retry's headers and count the auth retry (once).
   const useNext = (record: Attached, headers: Headers) => {
     if (record.next === undefined) return
-    headers.set('authorization', `Bearer ${record.next.token}`)
+    headers.set(tokenHeader, prefix + record.next.token)
     record.ticket = record.next
     record.next = undefined
     record.retries++
   }
 
-  const afterResponse = async ({ request, options, response }: { request: Request; options: { retry?: unknown }; response: Response }) => {
+  // "The silent miss": a 401 for a request that carried no token because of the allow-list.
+  const withheld = (request: Request, response: Response, reason: WithheldEvent['reason']): string => {
+    const url = describeURL(reason === 'origin' ? request.url : response.url || request.url)
+    ;(session.emit as (type: string, event: WithheldEvent) => void)('withheld', { url, status: response.status, reason })
+    const origin = url.slice(0, url.indexOf('/', url.indexOf('//') + 2))
+    return `ky-token-refresh ${reason === 'origin' ? 'sent no token with this request' : 'did not forward the token: the request was redirected'}: ${origin} is not an allowed origin. If it should receive the token, add "${origin}" to the "origins" option of createTokenAuth().`
+  }
+  const unattached = (request: Request, response: Response, options: { context?: unknown }) =>
+    response.status === 401 && (options.context as AuthContext | undefined)?.auth !== false && !allowed(request.url) && !request.headers.has(tokenHeader)
+
+  const afterResponse = async ({ request, options, response }: { request: Request; options: { retry?: unknown; context?: unknown }; response: Response }) => {
     // Only when ky does not throw on a 401 (`throwHttpErrors` false, or a function false for 401).
     const record = recordOf(options)
-    if (record && response.status === 401 && fromAllowed(response, request) && (await renew(record, request.signal))) {
-      const retryHeaders = new Headers(request.headers)
-      useNext(record, retryHeaders)
-      return ky.retry({ request: new Request(request, { headers: retryHeaders }), delay: 0, code: 'TOKEN_REFRESHED' })
+    if (!record?.ticket) {
+      if (unattached(request, response, options)) withheld(request, response, 'origin')
+      return undefined
     }
-    return undefined
+    if (response.ok) return undefined
+    if (!fromAllowed(response, request)) {
+      if (response.status === 401) withheld(request, response, 'redirect')
+      return undefined
+    }
+    const verdict = await judge(record, response, request, undefined, true)
+    let replay = false
+    if (verdict === 'nonce' && reproof(record)) {
+      record.reproof = false
+      record.nonceRetries++
+      replay = true
+    } else if (verdict === 'refresh') replay = await renew(record, request.signal)
+    if (!replay) return undefined
+    const retryHeaders = new Headers(request.headers)
+    useNext(record, retryHeaders)
+    // The retry's proof is made in beforeRetry, which ky runs for this request too.
+    return ky.retry({ request: new Request(request, { headers: retryHeaders }), delay: 0, code: verdict === 'nonce' ? 'SENDER_CHALLENGE' : 'TOKEN_REFRESHED' })
   }
   const needsAfterResponse = (throws: Options['throwHttpErrors']) => throws === false || (typeof throws === 'function' && !throws(401))
 
   // Follow redirects here for a request that carries credentials, so they never leave the
   // allow-list. Falls back to the runtime's own following where redirects are opaque (browsers).
+  // With a sender, every response of an allowed origin is shown to it (nonces), and every hop
+  // that stays on the allow-list gets a fresh proof for its own URL.
   let opaque = hidesRedirects() // decided up front: probing would send the first redirected request twice
+  const observe = sender
+    ? (response: Response, request: Request) => {
+        if (allowed(response.url || request.url)) sender.observe(response, request)
+        return response
+      }
+    : undefined
   const guard = (base: Fetch): Fetch => async (request, init) => {
-    if (opaque || request.redirect !== 'follow' || !carriesCredentials(request)) return base(request, init)
+    if (opaque || request.redirect !== 'follow' || !carriesCredentials(request)) {
+      return observe ? base(request, init).then((response) => observe(response, request)) : base(request, init)
+    }
     const spare = request.body ? request.clone() : undefined
     let response = await base(request, { ...init, redirect: 'manual' })
     if (response.type === 'opaqueredirect') {
       opaque = true // this runtime hides redirects: let it follow them (see SECURITY.md)
-      return base(spare ?? request, init)
+      const followed = await base(spare ?? request, init)
+      return observe ? observe(followed, request) : followed
     }
+    observe?.(response, request)
     let current = request
     let body = spare
     for (let hops = 0; REDIRECTS.has(response.status) && response.headers.has('location'); hops++) {
@@ -130,10 +267,8 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
       void response.body?.cancel().catch(() => {})
       const toGet = response.status === 303 ? current.method !== 'HEAD' : (response.status === 301 || response.status === 302) && current.method === 'POST'
       const next = new Headers(current.headers)
-      if (!allowed(target.href)) {
-        next.delete('authorization')
-        for (const name of headerNames) next.delete(name)
-      }
+      const stays = allowed(target.href)
+      if (!stays) for (const name of strip) next.delete(name)
       if (toGet) for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']) next.delete(name)
       const replay = toGet ? undefined : body
       body = replay?.body ? replay.clone() : undefined
@@ -145,7 +280,10 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
         redirect: 'manual',
         ...(replay?.body && { duplex: 'half' }),
       } as RequestInit)
+      const carried = next.get(tokenHeader)
+      if (sender && stays && carried?.startsWith(prefix)) await sender.authorize(current, carried.slice(prefix.length))
       response = await base(current, { ...init, redirect: 'manual' })
+      observe?.(response, current)
     }
     return response
   }
@@ -160,61 +298,100 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
 
   const beforeRequest: BeforeRequestHook = ({ request, options }) => {
     const context = options.context as AuthContext | undefined
-    // An Authorization header set by the caller wins; we neither replace nor refresh it.
-    if (context?.auth === false || !allowed(request.url) || request.headers.has('authorization')) return undefined
+    // A token header set by the caller wins; we neither replace nor refresh it.
+    if (context?.auth === false || !allowed(request.url) || request.headers.has(tokenHeader)) return undefined
     const record: Attached = {
       key: typeof context?.authKey === 'string' ? context.authKey : session.defaultKey,
       sent: [],
       retries: 0,
+      nonceRetries: 0,
+      reproof: false,
       stream: typeof ReadableStream !== 'undefined' && options.body instanceof ReadableStream,
     }
     const retry = options.retry as unknown as NormalizedRetry
     records.set(retry, record)
     // ky replays bodies only when retry.limit > 0, and asks shouldRetry only for the methods it
     // retries. Keep the caller's policy (as ky normalised it for this request, defaults included)
-    // for everything but the auth retry, which gets one extra attempt for this request's method.
-    // (A streaming body cannot be replayed: ky would tee and buffer the whole upload, so no.)
+    // for everything but the auth retry (and a sender's nonce retry), which get extra attempts for
+    // this request's method. (A streaming body cannot be replayed: ky would tee and buffer the
+    // whole upload, so no.)
     if (!record.stream) {
       const { limit, shouldRetry, delay } = retry
       const method = request.method.toLowerCase()
       const ownMethod = !retry.methods.includes(method)
       if (ownMethod) retry.methods.push(method)
-      retry.limit = limit + 1
-      // No wait before the auth retry; the caller's own retries keep their schedule.
-      retry.delay = (attempt) => (record.next !== undefined ? 0 : delay(attempt - record.retries))
+      retry.limit = limit + extraAttempts
+      // No wait before our retries; the caller's own retries keep their schedule.
+      retry.delay = (attempt) => (record.next !== undefined || record.reproof ? 0 : delay(attempt - record.retries - record.nonceRetries))
       retry.shouldRetry = async (state) => {
         const { error, retryCount } = state
-        if (isHTTPError(error) && error.response.status === 401 && fromAllowed(error.response, error.request)) return renew(record, error.request.signal)
-        if (ownMethod || retryCount - record.retries > limit) return false
+        if (isHTTPError(error) && fromAllowed(error.response, error.request)) {
+          const verdict = await judge(record, error.response, error.request, error.data, false)
+          if (verdict === 'nonce') return reproof(record)
+          if (verdict === 'refresh') return renew(record, error.request.signal)
+        }
+        if (ownMethod || retryCount - record.retries - record.nonceRetries > limit) return false
         return shouldRetry?.(state)
       }
     }
     const attach = (ticket: Ticket) => {
       record.ticket = ticket
       record.sent.push(ticket.token)
-      request.headers.set('authorization', `Bearer ${ticket.token}`)
-      for (const [name, value] of headerEntries) request.headers.set(name, value)
+      for (const [name, value] of headersOf ? entriesFor(record.key) : staticEntries) request.headers.set(name, value)
+      if (sender) return sender.authorize(request, ticket.token)
+      request.headers.set(tokenHeader, prefix + ticket.token)
+      return undefined
     }
-    // Hot path: a fresh token in memory is attached without a single await.
+    // Hot path: a fresh token in memory is attached without a single await (bearer; a sender
+    // signs a proof, which is asynchronous).
     const cached = session.peek(record.key)
-    if (cached) return void attach(cached)
+    if (cached) return attach(cached)
     return session.obtain({ key: record.key, signal: request.signal }).then(attach)
   }
 
   const beforeRetry: BeforeRetryHook = ({ request, options }) => {
     const record = recordOf(options)
-    if (record) useNext(record, request.headers)
+    if (!record) return undefined
+    useNext(record, request.headers)
+    if (record.reproof) {
+      record.reproof = false
+      record.nonceRetries++
+    }
+    // Every attempt of a sender-constrained request carries its own proof (a proof is single-use).
+    if (sender && record.ticket) return sender.authorize(request, record.ticket.token)
+    return undefined
   }
 
   const beforeError: BeforeErrorHook = async ({ error, options, request: current }) => {
     const record = recordOf(options)
-    if (!record?.ticket) return error
-    redact(error, current, record.sent, headerNames)
-    if (!isHTTPError(error)) return error
+    if (!record?.ticket) {
+      if (isHTTPError(error) && unattached(error.request, error.response, options)) error.message += ` (${withheld(error.request, error.response, 'origin')})`
+      return error
+    }
+    // The response as ky gave it (redaction swaps in a body-less copy): the verdict cache's key.
+    const received = isHTTPError(error) ? error.response : undefined
+    redact(error, current, record.sent, tokenHeader, prefix, extraNames)
+    if (!isHTTPError(error) || !received) return error
     const { response, request } = error
-    if (!fromAllowed(response, request)) return error // a redirect target's answer: not about our token
+    if (!fromAllowed(response, request)) {
+      // A redirect target's answer: not about our token (which was not forwarded there).
+      if (response.status === 401) error.message += ` (${withheld(request, response, 'redirect')})`
+      return error
+    }
     const where = describe(request)
-    if (response.status === 403) {
+    const { status } = response
+    const verdict = await judge(record, received, request, error.data, false)
+    if (verdict === 'nonce') {
+      const scheme = sender!.scheme
+      if (record.stream) {
+        return new TokenError('ERR_BODY_NOT_REPLAYABLE', `${where} answered a ${scheme} nonce challenge (401) to a request with a streaming body, which cannot be sent twice. The new nonce was learned: send the request again.`, { status, response, cause: error })
+      }
+      const what = record.nonceRetries > 0
+        ? `answered another ${scheme} nonce challenge (401) after one retry with the nonce it had just sent; not retrying further. The server may rotate nonces faster than a request completes, or reject the proof: check its nonce policy.`
+        : `answered a ${scheme} nonce challenge (401) and the request was not retried (no retry left for it). The new nonce was learned: send the request again.`
+      return new TokenError('ERR_STILL_UNAUTHORIZED', `${where} ${what}`, { status, response, cause: error })
+    }
+    if (status === 403 && verdict !== 'refresh') {
       const scope = missingScope(response, error.data)
       return new TokenError(
         'ERR_INSUFFICIENT_SCOPE',
@@ -222,19 +399,19 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
         { status: 403, response, cause: error, ...(scope && { scope }) },
       )
     }
-    if (response.status !== 401) return error
+    if (verdict !== 'refresh') return error
     if (!session.refreshable) {
-      return new TokenError('ERR_STATIC_TOKEN_REJECTED', `${where} rejected the static API token (401). It cannot be refreshed: check that it was not revoked and belongs to this API.`, { status: 401, response, cause: error })
+      return new TokenError('ERR_STATIC_TOKEN_REJECTED', `${where} rejected the static API token (${status}). It cannot be refreshed: check that it was not revoked and belongs to this API.`, { status, response, cause: error })
     }
     if (record.stream) {
       // With a streaming body ky could not retry (and did not ask): refresh now for the next call.
       if (record.retries === 0) await session.renew(record.ticket, request.signal)
-      return new TokenError('ERR_BODY_NOT_REPLAYABLE', `${where} answered 401 to a request with a streaming body, which cannot be sent twice. The token was refreshed: send the request again.`, { status: 401, response, cause: error })
+      return new TokenError('ERR_BODY_NOT_REPLAYABLE', `${where} answered ${status} to a request with a streaming body, which cannot be sent twice. The token was refreshed: send the request again.`, { status, response, cause: error })
     }
     const what = record.retries > 0
-      ? 'answered 401 again after one token refresh and one retry; not retrying further. The server may have revoked the session or the token lacks access.'
-      : 'answered 401 and the request was not retried (no retry left for it). The token may have been revoked: sign in again if it persists.'
-    return new TokenError('ERR_STILL_UNAUTHORIZED', `${where} ${what}`, { status: 401, response, cause: error })
+      ? `answered ${status} again after one token refresh and one retry; not retrying further. The server may have revoked the session or the token lacks access.`
+      : `answered ${status} and the request was not retried (no retry left for it). The token may have been revoked: sign in again if it persists.`
+    return new TokenError('ERR_STILL_UNAUTHORIZED', `${where} ${what}`, { status, response, cause: error })
   }
 
   return {
@@ -264,6 +441,13 @@ export function createHooks(session: Session, allowed: OriginMatcher, headers: R
   }
 }
 
+// A readable stand-in for a response whose body ky already read into `error.data`.
+function replica(response: Response, data: unknown): Response {
+  const body = NULL_BODY.has(response.status) || data === undefined ? null : typeof data === 'string' ? data : JSON.stringify(data)
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
+}
+
+
 /**
  * Browsers (pages and workers) follow redirects before any code of ours can look at them
  * (`redirect: 'manual'` yields an opaque response), so there the browser's own rules apply: see
@@ -282,9 +466,11 @@ function describe(request: Request): string {
 /**
  * Blank our credentials on every request an error can reach (its own `request`, ky's current
  * request, the `cause` chain) and scrub the tokens from a parsed error body. The request is
- * finished by then; the header stays visible as sent (`Bearer [redacted]`), its value does not.
+ * finished by then; the header stays visible as sent (`Bearer [redacted]`, `DPoP [redacted]`),
+ * its value does not; the other credential headers (extra headers, the `DPoP` proof) become
+ * `[redacted]`.
  */
-function redact(error: unknown, current: Request, tokens: readonly string[], names: readonly string[]): void {
+function redact(error: unknown, current: Request, tokens: readonly string[], tokenHeader: string, prefix: string, names: readonly string[]): void {
   const requests = new Set<Request>([current])
   for (let link = error as { request?: unknown; cause?: unknown } | undefined, depth = 0; link && typeof link === 'object' && depth < 8; link = link.cause as typeof link, depth++) {
     if (link.request instanceof Request) requests.add(link.request)
@@ -300,7 +486,8 @@ function redact(error: unknown, current: Request, tokens: readonly string[], nam
   }
   for (const request of requests) {
     try {
-      if (request.headers.has('authorization') && tokens.some((token) => request.headers.get('authorization')!.includes(token))) request.headers.set('authorization', `Bearer ${REDACTED}`)
+      const carried = request.headers.get(tokenHeader)
+      if (carried !== null && tokens.some((token) => carried.includes(token))) request.headers.set(tokenHeader, prefix + REDACTED)
       for (const name of names) if (request.headers.has(name)) request.headers.set(name, REDACTED)
     } catch {} // immutable headers (a runtime's own Request): nothing we attached can be on it
   }
