@@ -130,6 +130,12 @@ export interface Slot {
   readAt: number
   /** Counts `watch` notices for this key: a read that began before one may be stale, and is not cached. */
   seen: number
+  /** The revision the last notice announced: a read that returned exactly it is current. */
+  noticed?: string | undefined
+  /** The session ended and its cleanup succeeded: the slot is dropped once idle. */
+  ended?: boolean
+  /** The storage read in flight for this key, shared by callers that find nothing in memory. */
+  reading?: Promise<StoredTokens | undefined> | undefined
   /** The last failed refresh, shared by callers until `until` (epoch ms). */
   failure: { error: unknown; until: number; streak: number } | undefined
   /** A token set whose refresh token the server declared dead, while its storage cleanup is pending. */
@@ -254,8 +260,9 @@ export function createSession(options: SessionOptions) {
   const read = async (key: string) => validate(await bounded('read', () => storage.get(key)), storage.name)
   const remember = (slot: Slot, tokens: StoredTokens, cause: SessionEvents['tokens']['cause'], seen?: number) => {
     // Another context wrote this key after our read began: hand the value to this call only.
-    if (seen !== undefined && slot.seen !== seen) return tokens
+    if (seen !== undefined && slot.seen !== seen && tokens.rev !== slot.noticed) return tokens
     slot.readAt = now()
+    slot.ended = false
     if (slot.tokens?.rev === tokens.rev) return slot.tokens // the same revision: keep one object (identity is compared)
     slot.tokens = tokens
     slot.ticket = undefined
@@ -286,14 +293,25 @@ export function createSession(options: SessionOptions) {
   /** The slot's tokens: the in-memory copy, else storage (validated; a known-dead set is refused). */
   const current = async (slot: Slot): Promise<StoredTokens | undefined> => {
     if (slot.tokens && now() - slot.readAt < cacheTtl) return slot.tokens
-    const { epoch, seen } = slot
-    const read0 = await read(slot.key)
-    if (slot.epoch !== epoch) throw loggedOut(slot.key)
-    // Tokens a failed write left only in memory are newer than what storage holds: keep them.
-    const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
-    if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
-    if (!stored && slot.seen === seen) forget(slot)
-    return stored && remember(slot, stored, 'adopt', seen)
+    // Callers of this isolate that find nothing in memory at once share one read (not on Workers).
+    if (share && slot.reading) return slot.reading
+    const reading = (async () => {
+      const { epoch, seen } = slot
+      const read0 = await read(slot.key)
+      if (slot.epoch !== epoch) throw loggedOut(slot.key)
+      // Tokens a failed write left only in memory are newer than what storage holds: keep them.
+      const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
+      if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
+      if (!stored && slot.seen === seen) forget(slot)
+      return stored && remember(slot, stored, 'adopt', seen)
+    })()
+    if (share) {
+      slot.reading = reading
+      void reading.then(() => {}, () => {}).then(() => {
+        if (slot.reading === reading) slot.reading = undefined
+      })
+    }
+    return reading
   }
 
   // Write `next` unless someone else wrote since we read `expected`; then adopt theirs.
@@ -339,6 +357,7 @@ export function createSession(options: SessionOptions) {
       // Only the dead set: a sign-in that landed meanwhile (here or elsewhere) stays.
       if (latest && isDead(slot, latest)) await bounded('delete', () => storage.delete(slot.key, latest.rev))
       slot.dead = undefined // deleted, or storage already holds another session
+      slot.ended = true // nothing left to remember: dropped once its refresh settles
     } catch (cleanup) {
       emit('error', { key: slot.key, error: cleanup })
     }
@@ -486,7 +505,7 @@ export function createSession(options: SessionOptions) {
     if (slot.epoch !== fence.epoch) throw loggedOut(slot.key)
     // A session that ended (or was logged out) leaves nothing behind in memory once idle.
     const settle = () => {
-      if (!slot.tokens && idle(slot)) release(slot)
+      if (slot.ended && !slot.tokens && idle(slot)) release(slot)
     }
     let promise: Promise<StoredTokens>
     if (!share) promise = runRefresh(fence, stale).finally(settle)
@@ -541,10 +560,11 @@ export function createSession(options: SessionOptions) {
   }
 
   // Another tab or worker wrote this key: forget our copy so the next request re-reads it.
-  const unwatch = storage.watch?.((key) => {
+  const unwatch = storage.watch?.((key, rev) => {
     const slot = slots.get(key)
-    if (!slot) return
+    if (!slot || (rev !== undefined && slot.tokens?.rev === rev)) return // we already hold what was written
     slot.seen++
+    slot.noticed = rev
     if (slot.tokens) {
       forget(slot)
       emit('tokens', { key, cause: 'remote' })
@@ -700,6 +720,7 @@ export function createSession(options: SessionOptions) {
     for (const controller of slot.calls) controller.abort(loggedOut(slot.key))
     slot.calls.clear()
     slot.flight = undefined
+    slot.reading = undefined
     forget(slot)
   }
 

@@ -169,8 +169,10 @@ export interface TokenStorage {
    */
   claim?(key: string, stale: string | undefined, options?: LockOptions): Promise<Claim>
   /**
-   * Subscribe to writes made by other contexts (tabs, workers) to any key. The engine drops its
-   * in-memory copy of that key, so the next request re-reads it. Returns an unsubscribe function.
+   * Subscribe to writes made by other contexts (tabs, workers) to any key, with the revision
+   * written (`undefined` for a delete, or when the backend does not say). The engine drops its
+   * in-memory copy of that key, so the next request re-reads it; a read that already returned that
+   * revision is kept. Returns an unsubscribe function.
    */
-  watch?(listener: (key: string) => void): () => void
+  watch?(listener: (key: string, rev?: string) => void): () => void
 }

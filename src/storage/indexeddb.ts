@@ -48,14 +48,14 @@ export function indexedDBStorage(options: IndexedDBStorageOptions = {}): TokenSt
   const store = createStore(dbName, storeName)
   const channelName = options.channel ?? `ky-token-refresh:${dbName}/${storeName}`
   const channel = channelName !== false && typeof BroadcastChannel !== 'undefined' ? new BroadcastChannel(channelName) : undefined
-  const listeners = new Set<(key: string) => void>()
+  const listeners = new Set<(key: string, rev?: string) => void>()
   if (channel) {
-    channel.onmessage = ({ data }: MessageEvent<{ key?: unknown }>) => {
-      if (typeof data?.key === 'string') for (const listener of listeners) listener(data.key)
+    channel.onmessage = ({ data }: MessageEvent<{ key?: unknown; rev?: unknown }>) => {
+      if (typeof data?.key === 'string') for (const listener of listeners) listener(data.key, typeof data.rev === 'string' ? data.rev : undefined)
     }
   }
-  // Only the key travels over the channel: never a token.
-  const announce = (key: string) => channel?.postMessage({ key })
+  // Only the key and the opaque revision travel over the channel: never a token.
+  const announce = (key: string, rev?: string) => channel?.postMessage(rev === undefined ? { key } : { key, rev })
   const locks = webLocks()
   return {
     name: ADAPTER_NAME,
@@ -63,7 +63,7 @@ export function indexedDBStorage(options: IndexedDBStorageOptions = {}): TokenSt
     get: (key) => get<StoredTokens>(key, store),
     async set(key, value) {
       await set(key, value, store)
-      announce(key)
+      announce(key, value.rev)
     },
     async delete(key, expectedRev) {
       if (expectedRev === undefined) await del(key, store)
@@ -92,7 +92,7 @@ export function indexedDBStorage(options: IndexedDBStorageOptions = {}): TokenSt
         }
         return promisifyRequest(objectStore.transaction)
       })
-      if (written) announce(key)
+      if (written) announce(key, next.rev)
       return written
     },
     withLock: locks ? createWebLock(locks, `ky-token-refresh:${dbName}/${storeName}:`) : createLocalLock(),

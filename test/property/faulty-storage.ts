@@ -39,7 +39,7 @@ export class SharedStorage {
   /** The engine holding the (single, shared) storage lock, and the writes it issued meanwhile. */
   private holder: { engine: number; pendingWrites: Set<number> } | undefined
   /** Per engine: reads issued so far, and callbacks waiting for the landing of read number n. */
-  private readonly reads = new Map<number, { issued: number; onLanded: Map<number, () => void> }>()
+  private readonly reads = new Map<number, { issued: number; onLanded: Map<number, (() => void)[]>; landed: Set<number> }>()
 
   private readonly scheduler: Scheduler
   private readonly checker: Checker
@@ -153,10 +153,16 @@ export class SharedStorage {
     return this.reads.get(engine)?.issued ?? 0
   }
 
-  /** Run `callback` when read number `n` of engine `engine` lands (at once if it did). */
+  /** Run `callback` when read number `n` of engine `engine` lands (nothing if it already did). */
   onReadLanded(engine: number, n: number, callback: () => void): void {
     const reads = this.reads.get(engine)
-    if (reads && n <= reads.issued) reads.onLanded.set(n, callback)
+    if (reads && n <= reads.issued && !reads.landed.has(n)) reads.onLanded.set(n, [...(reads.onLanded.get(n) ?? []), callback])
+  }
+
+  /** Whether read number `n` of engine `engine` is still in flight. */
+  readPending(engine: number, n: number): boolean {
+    const reads = this.reads.get(engine)
+    return !!reads && n >= 1 && n <= reads.issued && !reads.landed.has(n)
   }
 
   /** The adapter engine `engine` uses. */
@@ -167,12 +173,13 @@ export class SharedStorage {
       name: 'faulty-memory',
       flags: { scope: 'origin', consistency: 'strong' },
       get: (key) => {
-        const reads = this.reads.get(engine) ?? { issued: 0, onLanded: new Map() }
+        const reads = this.reads.get(engine) ?? { issued: 0, onLanded: new Map(), landed: new Set<number>() }
         this.reads.set(engine, reads)
         const n = ++reads.issued
         return this.gated(engine, 'get', 'get', () => inner.get(key), (value) => {
           checker.note(`storage → engine ${engine} get: ${value ? `${this.checker.describeSession(this.familyOf(value))} ${value.refreshToken}` : 'empty'}`)
-          reads.onLanded.get(n)?.()
+          reads.landed.add(n)
+          for (const callback of reads.onLanded.get(n) ?? []) callback()
           reads.onLanded.delete(n)
         })
       },

@@ -181,7 +181,10 @@ export async function runScenario(scenario: Scenario, { verbose = false, sabotag
         })
       if (controller) abortables.push({ id, controller, settled: () => settled })
       await settle(timers)
+      // The call learns its session from its first read, or from the read it joined (an engine's
+      // callers with nothing in memory share one read in flight).
       if (storage.readsIssued(e) > readsBefore) storage.onReadLanded(e, readsBefore + 1, () => checker.callRead(id))
+      else if (storage.readPending(e, readsBefore)) storage.onReadLanded(e, readsBefore, () => checker.callRead(id))
     }
 
     const signIn = (index: number, user: User) => {

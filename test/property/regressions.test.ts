@@ -204,6 +204,36 @@ describe('regressions found by the interleaving property (expected to fail until
     ] })
   })
 
+  it('R11: a rotation kept in memory after a failed save survives the end of another refresh on the same engine (seed -1233426267)', async () => {
+    // Engine 1 adopted engine 0's refresh without caching it (a notice raced the read), and that
+    // flight's end dropped the "idle" slot while a 401 renewal was still working on it; the renewal
+    // rotated, its save failed, and the rotated token was kept on the dropped slot: the next
+    // refresh presented the spent one. Fix: a slot is only dropped once its session has ended.
+    await replay({ engines: 2, drainSeed: 0, steps: [
+      { k: 'post', engine: 0, abortable: false },
+      { k: 'clock', ms: 600000 },
+      { k: 'post', engine: 1, abortable: false },
+      { k: 'run', picks: [0, 7, 3, 7] },
+      { k: 'expire' },
+      { k: 'storageFault', op: 'cas', mode: 'fail' },
+      { k: 'run', picks: [0] },
+    ] })
+  })
+
+  it('R12: the same loss through a sign-in on the other engine (seed -964800852)', async () => {
+    await replay({ engines: 2, drainSeed: 0, steps: [
+      { k: 'clock', ms: 570000 },
+      { k: 'get', engine: 1, abortable: false },
+      { k: 'get', engine: 0, abortable: false },
+      { k: 'run', picks: [1, 0, 3] },
+      { k: 'run', picks: [0, 0, 0, 0] },
+      { k: 'get', engine: 0, abortable: false },
+      { k: 'storageFault', op: 'cas', mode: 'fail' },
+      { k: 'signIn', engine: 1, user: 'A' },
+      { k: 'expire' },
+    ] })
+  })
+
   it('R7: a refresh queued behind the lock does not call the token endpoint after logout() and throw the rotation away', async () => {
     // A forced refresh waits for the lock; logout() runs (its delete fails, so storage keeps the
     // session and logout() rejects). The refresh then gets the lock and still sends the token

@@ -108,7 +108,7 @@ describe('Redis with a subscriber: events instead of polling', () => {
     await Promise.all(opened.map((connection) => connection.quit()))
   })
 
-  it('a waiting process resumes on the release: 2 lock attempts (not a poll loop), and a bounded number of commands', async () => {
+  it('a waiting process resumes on the commit and adopts without the lease: 2 claims, at most 3 commands', async () => {
     const server = await fixture('stemp', { tokenDelay: 600 })
     const prefix = `events-${n++}:`
     const a = counted(client)
@@ -129,10 +129,10 @@ describe('Redis with a subscriber: events instead of polling', () => {
     expect(order.indexOf('one committed')).toBeLessThan(order.indexOf('two done'))
     expect(token).not.toBe(stale) // two adopted the token one committed
     expect(server.counts).toMatchObject({ token: 1, reuse: 0 })
-    const attempts = b.commands.filter((command) => command[0] === 'SET' && command.includes('NX'))
-    expect(attempts).toHaveLength(2) // one refused while one held the lease, one after its release
-    // GET (storage, twice: read for the call, re-read under the lease), 2 × SET NX, EVAL release.
-    expect(b.commands.length).toBeLessThanOrEqual(6)
+    const claims = b.commands.filter((command) => command[0] === 'EVAL' && String(command[1]).includes('accessToken ~= ARGV[1]'))
+    expect(claims).toHaveLength(2) // one answered "held" while one refreshed, one after the commit message: adopt
+    expect(b.commands.filter((command) => command[0] === 'SET')).toEqual([]) // it never took the lease
+    expect(b.commands.length).toBeLessThanOrEqual(3) // the two claims (and at most one read)
   })
 
   it('a logout in one process stops the others from serving the token at once (before any cache TTL)', async () => {
