@@ -1,22 +1,35 @@
 /**
  * The playground's mock API: every profile of the page served from this Vite dev server under
- * /mock/<profile>/…, with controls under /mock/_control and counters under /mock/_state.
+ * /mock/<profile>/…, with controls under /mock/_control and the server's view under /mock/_state.
  * Lifetimes are short (20 s by default) so expiry happens while you watch.
+ *
+ * Every call the page makes is recorded (./recorder.ts): /mock/_calls?action=<tab.action> returns
+ * what the server received and answered for one action, tokens masked. The page counts a burst
+ * from that, never from cumulative counters.
  */
+import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Plugin } from 'vite'
 import { createApi, type ApiKind, type Fault, type MockApi } from '../test/fixtures/apis.ts'
+import { renderMarkdown } from './readme.ts'
+import { CallLog, Ledger, TAG_HEADER, record, type CallRecord } from './recorder.ts'
 
 const KINDS: ApiKind[] = ['stemp', 'stenn', 'dokstamp', 'starship']
 const TOKEN_PATHS = ['/api/v1/apps/oauth2/refresh', '/auth/v1/token', '/oauth/token', '/auth/login', '/auth/refresh']
 type TokenMode = 'normal' | '5xx' | 'html' | 'slow'
+const ROOT = new URL('../', import.meta.url)
 
 export function mockApiPlugin(): Plugin {
   let ttl = 20
+  /** Bumped whenever the mock restarts (a new lifetime): every token issued before is unknown. */
+  let epoch = 1
   let apis = new Map<ApiKind, MockApi>()
+  let ledgers = new Map<ApiKind, Ledger>()
   const modes = new Map<ApiKind, TokenMode>()
+  const calls = new CallLog()
   const reset = () => {
     apis = new Map(KINDS.map((kind) => [kind, createApi(kind, { accessTtl: ttl })]))
+    ledgers = new Map(KINDS.map((kind) => [kind, new Ledger(apis.get(kind)!.apiTokens)]))
   }
   reset()
   const kindOf = (profile: string): ApiKind | undefined => (profile === 'static' ? 'stemp' : (KINDS as string[]).includes(profile) ? (profile as ApiKind) : undefined)
@@ -43,24 +56,63 @@ export function mockApiPlugin(): Plugin {
     : mode === 'slow' ? { kind: 'slow', ms: 3000 }
     : undefined
 
+  const recordContext = (kind: ApiKind, callKind: CallRecord['kind']) => {
+    const api = apis.get(kind)!
+    return { kind: callKind, ledger: ledgers.get(kind)!, log: calls, generation: () => api.generation(), reuseCount: () => api.counts.reuse }
+  }
+
   return {
     name: 'ky-token-refresh-mock-api',
     configureServer(server) {
+      // The README, rendered, so the page's "README.md#…" links work without GitHub.
+      server.middlewares.use(async (req, res, next) => {
+        const path = new URL(req.url ?? '/', 'http://localhost').pathname
+        const doc = path === '/README.md' ? 'README.md' : path === '/BENCHMARKS.md' ? 'BENCHMARKS.md' : undefined
+        if (doc) {
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+          return res.end(renderMarkdown(await readFile(new URL(doc, ROOT), 'utf8'), doc))
+        }
+        const image = path.match(/^\/docs\/([\w.-]+\.(png|svg))$/)
+        if (image) {
+          const body = await readFile(new URL(`docs/${image[1]}`, ROOT)).catch(() => undefined)
+          if (!body) return next()
+          res.writeHead(200, { 'content-type': image[2] === 'png' ? 'image/png' : 'image/svg+xml' })
+          return res.end(body)
+        }
+        next()
+      })
+
       server.middlewares.use('/mock', async (req, res) => {
         const url = new URL(req.url ?? '/', 'http://localhost')
         const [, first = '', ...rest] = url.pathname.split('/')
         if (first === '_state') {
+          // The server's view of the page's tokens (identified by their masked tails).
           const kind = kindOf(url.searchParams.get('profile') ?? 'stemp') ?? 'stemp'
           const api = apis.get(kind)!
-          return json(res, 200, { counts: api.counts, generation: api.generation(), ttl, mode: modes.get(kind) ?? 'normal' })
+          const ledger = ledgers.get(kind)!
+          const access = url.searchParams.get('access')
+          const refresh = url.searchParams.get('refresh')
+          return json(res, 200, {
+            ttl,
+            epoch,
+            mode: modes.get(kind) ?? 'normal',
+            generation: api.generation(),
+            access: access ? (ledger.accessStatus(access) ?? { status: 'unknown' }) : null,
+            refresh: refresh ? (ledger.refreshStatus(refresh) ?? { status: 'unknown' }) : null,
+          })
+        }
+        if (first === '_calls') {
+          return json(res, 200, { calls: calls.get(url.searchParams.get('action') ?? '') })
         }
         if (first === '_config') {
           // Demo only: server-side credentials handed to the page so every profile runs in the browser.
           const kind = kindOf(url.searchParams.get('profile') ?? 'stemp') ?? 'stemp'
           const api = apis.get(kind)!
-          return json(res, 200, { credentials: api.credentials, apiToken: [...api.apiTokens][0] })
+          return json(res, 200, { credentials: api.credentials, apiToken: [...api.apiTokens][0], epoch, ttl })
         }
         if (first === '_signin' && req.method === 'POST') {
+          // Stands in for stemp's OAuth authorization-code flow: a new session, refresh token generation 1.
+          record(req, res, '/mock/_signin', recordContext('stemp', 'signin'))
           return json(res, 200, apis.get('stemp')!.signIn())
         }
         if (first === '_control' && req.method === 'POST') {
@@ -68,25 +120,34 @@ export function mockApiPlugin(): Plugin {
           const kind = kindOf(String(body.profile)) ?? 'stemp'
           const api = apis.get(kind)!
           switch (body.action) {
-            case 'expire': api.expireAccessTokens(); break
-            case 'revoke': api.revokeAll(); break
+            case 'expire':
+              api.expireAccessTokens()
+              ledgers.get(kind)!.expireAll()
+              break
+            case 'revoke':
+              api.revokeAll()
+              ledgers.get(kind)!.revokeAll()
+              break
             case 'forbid': api.forbidNext(1); break
             case 'mode': modes.set(kind, body.value as TokenMode); break
             case 'reset-counts': api.resetCounts(); break
             case 'ttl':
               ttl = Math.max(5, Math.min(3600, Number(body.value) || 20))
+              epoch++
               reset()
               break
             default: return json(res, 400, { error: 'unknown action' })
           }
-          return json(res, 200, { ok: true })
+          return json(res, 200, { ok: true, ttl, epoch })
         }
         const kind = kindOf(first)
         if (!kind) return json(res, 404, { error: 'not_found' })
         const path = `/${rest.join('/')}`
         const api = apis.get(kind)!
-        const fault = req.method === 'POST' && TOKEN_PATHS.includes(path) ? faultFor(modes.get(kind) ?? 'normal') : undefined
+        const tokenCall = req.method === 'POST' && TOKEN_PATHS.includes(path)
+        const fault = tokenCall ? faultFor(modes.get(kind) ?? 'normal') : undefined
         if (fault) api.fault('token', fault)
+        if (req.headers[TAG_HEADER]) record(req, res, `/mock${url.pathname}`, recordContext(kind, tokenCall ? 'token' : path === '/oauth2/revoke' ? 'revoke' : 'api'))
         await api.handle(req, res, path)
       })
     },
