@@ -7,6 +7,7 @@ import { axiosAuthRefresh, axiosJWT, bareFetch, bareKy, fetchExtras, kyTokenRefr
 import { loopback } from './loopback.ts'
 import { breakdown, sizes } from './size.ts'
 import { storageCosts } from './storage-cost.ts'
+import { fleet, fleetMarkdown, fleetTable } from './fleet.ts'
 import { barChart } from './chart.ts'
 import { indexedDBStorage } from 'ky-token-refresh/storage/indexeddb'
 import { inMemoryFetch, resetCounts, world } from './world.ts'
@@ -118,6 +119,9 @@ const bytes = await breakdown()
 console.log('storage cost…')
 const storage = await storageCosts()
 console.table(storage)
+console.log('fleet latency at expiry (Redis)…')
+const fleetResult = await fleet(quick)
+console.table(fleetTable(fleetResult))
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`
 const ours = hot.find((row) => row.name === 'ky + ky-token-refresh')!
@@ -185,6 +189,7 @@ ${bytes.map((row) => `| ${row.file} | ${row.minified} |`).join('\n')}
 | --- | ---: | --- |
 ${storage.map((row) => `| ${row.storage} | ${row.readsPerRequest} | ${row.perRefresh} |`).join('\n')}
 
+${fleetMarkdown(fleetResult)}
 ## Targets missed: where the time and bytes go
 
 - **Hot path (≤ 1.05 × bare ky).** Over real loopback HTTP the overhead is lost in the noise (${http.find((row) => row.client !== 'ky')?.['× bare ky']} ×); against the in-memory transport it is ${fmt(ours.vsKy, 2)} ×, about ${fmt(ours.median - hot.find((row) => row.name === 'ky')!.median, 1)} µs per request. Most of it is ky's \`init\`-hook path: merely having an \`init\` hook makes ky clone the request options (~6 % in isolation), and our \`init\` builds the per-request retry policy (one extra attempt reserved for the auth retry, a \`shouldRetry\` and a \`delay\` bound to the request's state). The token lookup itself is synchronous (no await, no storage read). An \`afterResponse\` hook, the usual design, was measured at +50 %: ky clones the response for every such hook on every request, so the 401 replay goes through ky's retry path instead. What would close the gap: a per-instance retry policy that a hook set can contribute (a ky feature), so nothing is built per request.
