@@ -37,6 +37,23 @@ export function bareKy(): Client {
   return { name: 'ky', setup: 'ky.create with a fixed header', get: () => api.get('items').json() }
 }
 
+/** Ours through `auth.extend(api)`: the hooks settled per instance (no `init` hook). */
+export async function kyTokenRefreshExtend(): Promise<Client> {
+  const auth = createTokenAuth({ grant: refreshTokenGrant({ url: TOKEN_URL, body: 'json' }), storage: memoryStorage() })
+  await auth.setTokens({ access_token: world.validToken, expires_in: 3600, refresh_token: world.refreshToken })
+  const api = auth.extend(ky.create({ baseUrl: BASE_URL }))
+  return { name: 'ky + ky-token-refresh (auth.extend)', setup: 'auth.extend(ky.create()), memory storage', get: () => api.get('items').json() }
+}
+
+/** Ours with DPoP: an ES256 proof signed per request (WebCrypto), `Authorization: DPoP …`. */
+export async function kyTokenRefreshDPoP(): Promise<Client> {
+  const { dpop, generateDPoPKey } = await import('ky-token-refresh/dpop')
+  const auth = createTokenAuth({ grant: refreshTokenGrant({ url: TOKEN_URL, body: 'json' }), storage: memoryStorage(), sender: dpop({ key: await generateDPoPKey() }) })
+  await auth.setTokens({ access_token: world.validToken, token_type: 'DPoP', expires_in: 3600, refresh_token: world.refreshToken })
+  const api = auth.extend(ky.create({ baseUrl: BASE_URL }))
+  return { name: 'ky + ky-token-refresh (DPoP, auth.extend)', setup: 'dpop({ key }) sender: one ES256 proof per request', get: () => api.get('items').json() }
+}
+
 export async function kyTokenRefresh(scenario: Scenario, storage: TokenStorage = memoryStorage()): Promise<Client> {
   const { token, expiresIn } = initialToken(scenario)
   let offset = 0

@@ -3,7 +3,7 @@
 import 'fake-indexeddb/auto'
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { axiosAuthRefresh, axiosJWT, bareFetch, bareKy, fetchExtras, kyTokenRefresh, oauth2Fetch, type Client, type Scenario } from './clients.ts'
+import { axiosAuthRefresh, axiosJWT, bareFetch, bareKy, fetchExtras, kyTokenRefresh, kyTokenRefreshDPoP, kyTokenRefreshExtend, oauth2Fetch, type Client, type Scenario } from './clients.ts'
 import { loopback } from './loopback.ts'
 import { breakdown, sizes } from './size.ts'
 import { storageCosts } from './storage-cost.ts'
@@ -23,6 +23,8 @@ async function hotPath() {
     bareFetch,
     bareKy,
     () => kyTokenRefresh('valid'),
+    kyTokenRefreshExtend,
+    kyTokenRefreshDPoP,
     () => kyTokenRefresh('valid', indexedDBStorage({ dbName: 'bench-hot-path' })), // fake-indexeddb; the engine's memory copy serves the hot path
     () => oauth2Fetch('valid'),
     () => fetchExtras('valid'),
@@ -125,6 +127,8 @@ console.table(fleetTable(fleetResult))
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`
 const ours = hot.find((row) => row.name === 'ky + ky-token-refresh')!
+const oursExtend = hot.find((row) => row.name === 'ky + ky-token-refresh (auth.extend)')!
+const oursDPoP = hot.find((row) => row.name.startsWith('ky + ky-token-refresh (DPoP'))!
 const usStorm = storm10k.rows[0]!
 writeFileSync('docs/bench-hot-path.svg', barChart('Hot path: time per request relative to bare ky (lower is better)', hot.map((row) => ({ label: row.name, value: row.vsKy })), '×'))
 writeFileSync('docs/bench-storm.svg', barChart(`Storm (b): ${storm10k.n.toLocaleString('en')} requests after a server-side revocation — time relative to the same requests with a valid token`, storm10k.rows.map((row) => ({ label: `${row.name} (${row.revoked.tokenCalls} token calls, ${row.revoked.failed} failed)`, value: row.revoked.ratio })), '×'))
@@ -143,7 +147,7 @@ Every client calls the same global \`fetch\`, which answers from memory (a ready
 | --- | --- | ---: | ---: | ---: | ---: |
 ${hot.map((row) => `| ${row.name} | ${row.setup} | ${fmt(row.median)} | ${fmt(row.min)} – ${fmt(row.max)} | ${fmt(row.vsKy, 3)} (${fmt(row.vsKyLow, 2)}–${fmt(row.vsKyHigh, 2)}) | ${fmt(row.vsFetch, 3)} |`).join('\n')}
 
-**Target: ky + our hooks ≤ 1.05 × bare ky. Measured: ${fmt(ours.vsKy, 3)} ×${ours.vsKy <= 1.05 ? ' — met' : ' — missed (see below)'}.**
+**Target: ky + ky-token-refresh ≤ 1.05 × bare ky. Measured: \`auth.hooks\` ${fmt(ours.vsKy, 3)} ×, \`auth.extend(api)\` ${fmt(oursExtend.vsKy, 3)} ×${Math.min(ours.vsKy, oursExtend.vsKy) <= 1.05 ? ' — met' : ' — missed (see below)'}. DPoP (one ES256 proof signed per request): ${fmt(oursDPoP.vsKy, 2)} × bare ky, ${fmt(oursDPoP.median / oursExtend.median, 2)} × a bearer request.**
 
 ![hot path chart](docs/bench-hot-path.svg)
 
@@ -192,8 +196,8 @@ ${storage.map((row) => `| ${row.storage} | ${row.readsPerRequest} | ${row.perRef
 ${fleetMarkdown(fleetResult)}
 ## Targets missed: where the time and bytes go
 
-- **Hot path (≤ 1.05 × bare ky).** Over real loopback HTTP the overhead is lost in the noise (${http.find((row) => row.client !== 'ky')?.['× bare ky']} ×); against the in-memory transport it is ${fmt(ours.vsKy, 2)} ×, about ${fmt(ours.median - hot.find((row) => row.name === 'ky')!.median, 1)} µs per request. Most of it is ky's \`init\`-hook path: merely having an \`init\` hook makes ky clone the request options (~6 % in isolation), and our \`init\` builds the per-request retry policy (one extra attempt reserved for the auth retry, a \`shouldRetry\` and a \`delay\` bound to the request's state). The token lookup itself is synchronous (no await, no storage read). An \`afterResponse\` hook, the usual design, was measured at +50 %: ky clones the response for every such hook on every request, so the 401 replay goes through ky's retry path instead. What would close the gap: a per-instance retry policy that a hook set can contribute (a ky feature), so nothing is built per request.
-- **Bundle (≤ 3 KB gzip for the core without ky).** The smallest useful bundle, \`createTokenAuth + refreshTokenGrant\`, is ${size[1]!.gzip} bytes gzipped. The table above shows where: the engine (single flight, lock, re-read, compare-and-set, logout fencing, events), the token-response validation (every malformed field has its own outcome, the vendor error shapes, a capped body reader), the ky hooks, and jose's \`decodeJwt\` with its base64url and error classes. A large share of the bytes are the error messages, each saying what happened and what to do next. What would get close to 3 KB: message codes instead of sentences (with the sentences in the docs), a 15-line JWT payload reader instead of jose, and making the token-endpoint retry policy (Retry-After, backoff, per-attempt timeout) an opt-in import. The CI budget (\`test/size.test.ts\`) holds today's sizes so they can only shrink.
+- **Hot path (≤ 1.05 × bare ky).** Over real loopback HTTP the overhead is lost in the noise (${http.find((row) => row.client !== 'ky')?.['× bare ky']} ×); against the in-memory transport it is ${fmt(oursExtend.vsKy, 2)} × with \`auth.extend(api)\` and ${fmt(ours.vsKy, 2)} × with \`auth.hooks\`, about ${fmt(oursExtend.median - hot.find((row) => row.name === 'ky')!.median, 1)} µs per request. Nothing of ours is built per instance on the hot path any more: \`auth.extend\` has no \`init\` hook (so ky does not copy each request's options), the per-request state is one small record keyed by ky's own per-request retry object, and the origin check is a string prefix test. What is left is having hooks at all: ky runs every \`beforeRequest\` hook through an async wrapper and merges the instance's hook arrays and options per request, and the redirect guard (a \`fetch\` wrapper that follows redirects itself so credentials never leave the allow-list) adds a header check per request. The token lookup itself is synchronous (no await, no storage read). An \`afterResponse\` hook, the usual design, was measured at +50 %: ky clones the response for every such hook on every request, so the 401 replay goes through ky's retry path instead.
+- **Bundle (≤ 4,500 B gzip for \`createTokenAuth + refreshTokenGrant\`).** It is ${size[1]!.gzip} bytes gzipped: missed by far. The table above shows where: the engine (single flight, locks and claims, re-read, compare-and-set, session fencing, bounded storage, backoff, dead-session cleanup, bounded memory, events), the ky hooks (redirect guard, redaction, the sender and \`shouldRefresh\` extension points), the token-response validation (every malformed field has its own outcome, scrubbing of every encoding of what was sent, vendor error shapes, a capped body reader) and the option checks of \`createTokenAuth\`. jose is no longer in the core (a 12-line JWT payload reader replaced \`decodeJwt\`: −480 B); DPoP lives in its own subpath. A large share of the bytes are the error messages, each saying what happened and what to do next. What would close the gap: message codes with the sentences in a lazily imported module, and the token-endpoint retry policy and vendor error shapes as opt-in imports. The CI budget (\`test/size.test.ts\`) holds today's sizes so they can only shrink.
 `
 writeFileSync('BENCHMARKS.md', md)
 console.log(`wrote BENCHMARKS.md (${Math.round((Date.now() - started) / 1000)} s)`)

@@ -13,14 +13,23 @@ import { startRedis } from '../test/helpers/redis-server.ts'
 import { BASE_URL, TOKEN_URL, world } from './world.ts'
 
 function counting(storage: TokenStorage) {
-  const ops = { get: 0, set: 0, compareAndSet: 0, withLock: 0, delete: 0 }
+  const ops = { get: 0, set: 0, compareAndSet: 0, withLock: 0, claim: 0, commit: 0, delete: 0 }
   const counted: TokenStorage = {
     ...storage,
     get: (key) => (ops.get++, storage.get(key)),
     set: (key, value) => (ops.set++, storage.set(key, value)),
-    delete: (key) => (ops.delete++, storage.delete(key)),
+    delete: (key, rev) => (ops.delete++, storage.delete(key, rev)),
     ...(storage.compareAndSet && { compareAndSet: (key: string, rev: string | undefined, next: any) => (ops.compareAndSet++, storage.compareAndSet!(key, rev, next)) }),
     ...(storage.withLock && { withLock: (key: string, fn: () => Promise<any>, options?: any) => (ops.withLock++, storage.withLock!(key, fn, options)) }),
+    // A claim is one round trip; its commit (write + release) another.
+    ...(storage.claim && {
+      claim: async (key: string, stale: string | undefined, options?: any) => {
+        ops.claim++
+        const claimed = await storage.claim!(key, stale, options)
+        const lease = claimed.lease
+        return lease ? { ...claimed, lease: { commit: (next: any) => (ops.commit++, lease.commit(next)), release: lease.release } } : claimed
+      },
+    }),
   }
   const reset = () => Object.keys(ops).forEach((op) => (ops[op as keyof typeof ops] = 0))
   const describe = () => Object.entries(ops).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`).join(', ')

@@ -57,7 +57,9 @@ export async function inMemoryFetch(input: RequestInfo | URL, init?: RequestInit
   }
   world.apiCalls++
   const headers = input instanceof Request ? input.headers : new Headers(init?.headers)
-  if (headers.get('authorization') !== `Bearer ${world.validToken}`) {
+  // DPoP requests carry `Authorization: DPoP <token>` and a proof (not verified here: the proof's
+  // cost is on the client side, which is what the hot path measures).
+  if ((headers.get('authorization') ?? '').replace(/^DPoP /, 'Bearer ') !== `Bearer ${world.validToken}`) {
     world.unauthorized++
     return new Response('{"error":"unauthorized"}', { status: 401, headers: JSON_HEADERS })
   }
