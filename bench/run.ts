@@ -8,6 +8,8 @@ import { loopback } from './loopback.ts'
 import { breakdown, sizes } from './size.ts'
 import { storageCosts } from './storage-cost.ts'
 import { fleet, fleetMarkdown, fleetTable } from './fleet.ts'
+import { fleetWorkerd, fleetWorkerdMarkdown, fleetWorkerdTable } from './fleet-workerd.ts'
+import { memory, memoryMarkdown, memoryTable } from './memory.ts'
 import { barChart } from './chart.ts'
 import { indexedDBStorage } from 'ky-token-refresh/storage/indexeddb'
 import { inMemoryFetch, resetCounts, world } from './world.ts'
@@ -124,6 +126,12 @@ console.table(storage)
 console.log('fleet latency at expiry (Redis)…')
 const fleetResult = await fleet(quick)
 console.table(fleetTable(fleetResult))
+console.log('fleet latency at expiry (workerd isolates, Durable Object)…')
+const workerdResult = await fleetWorkerd(quick)
+console.table(fleetWorkerdTable(workerdResult))
+console.log('memory with 100,000 sessions…')
+const memoryResult = await memory(quick)
+console.table(memoryTable(memoryResult))
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`
 const ours = hot.find((row) => row.name === 'ky + ky-token-refresh')!
@@ -194,6 +202,8 @@ ${bytes.map((row) => `| ${row.file} | ${row.minified} |`).join('\n')}
 ${storage.map((row) => `| ${row.storage} | ${row.readsPerRequest} | ${row.perRefresh} |`).join('\n')}
 
 ${fleetMarkdown(fleetResult)}
+${fleetWorkerdMarkdown(workerdResult)}
+${memoryMarkdown(memoryResult)}
 ## Targets missed: where the time and bytes go
 
 - **Hot path (≤ 1.05 × bare ky).** Over real loopback HTTP the overhead is lost in the noise (${http.find((row) => row.client !== 'ky')?.['× bare ky']} ×); against the in-memory transport it is ${fmt(oursExtend.vsKy, 2)} × with \`auth.extend(api)\` and ${fmt(ours.vsKy, 2)} × with \`auth.hooks\`, about ${fmt(oursExtend.median - hot.find((row) => row.name === 'ky')!.median, 1)} µs per request. Nothing of ours is built per instance on the hot path any more: \`auth.extend\` has no \`init\` hook (so ky does not copy each request's options), the per-request state is one small record keyed by ky's own per-request retry object, and the origin check is a string prefix test. What is left is having hooks at all: ky runs every \`beforeRequest\` hook through an async wrapper and merges the instance's hook arrays and options per request, and the redirect guard (a \`fetch\` wrapper that follows redirects itself so credentials never leave the allow-list) adds a header check per request. The token lookup itself is synchronous (no await, no storage read). An \`afterResponse\` hook, the usual design, was measured at +50 %: ky clones the response for every such hook on every request, so the 401 replay goes through ky's retry path instead.
