@@ -134,6 +134,8 @@ export interface Slot {
   noticed?: string | undefined
   /** The session ended and its cleanup succeeded: the slot is dropped once idle. */
   ended?: boolean
+  /** Why the session ended (the server's word): what later callers of that session get. */
+  endedBy?: TokenError | undefined
   /** The storage read in flight for this key, shared by callers that find nothing in memory. */
   reading?: Promise<StoredTokens | undefined> | undefined
   /** The last failed refresh, shared by callers until `until` (epoch ms). */
@@ -263,6 +265,7 @@ export function createSession(options: SessionOptions) {
     if (seen !== undefined && slot.seen !== seen && tokens.rev !== slot.noticed) return tokens
     slot.readAt = now()
     slot.ended = false
+    slot.endedBy = undefined
     if (slot.tokens?.rev === tokens.rev) return slot.tokens // the same revision: keep one object (identity is compared)
     slot.tokens = tokens
     slot.ticket = undefined
@@ -352,6 +355,7 @@ export function createSession(options: SessionOptions) {
     forget(slot)
     slot.unsaved = undefined
     slot.dead = { rev: inStorage?.rev ?? '', refreshToken: presented?.refreshToken, error }
+    slot.endedBy = error
     try {
       const latest = await read(slot.key)
       // Only the dead set: a sign-in that landed meanwhile (here or elsewhere) stays.
@@ -447,7 +451,8 @@ export function createSession(options: SessionOptions) {
       if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
       // Someone else's session now (logout + sign-in elsewhere): not ours to refresh.
       if (stored && fence.had && stored.sid !== fence.sid) return stored
-      if (!stored && fence.had) throw loggedOut(slot.key)
+      // Nothing stored any more: the session this call started in ended (the server said so) or was logged out.
+      if (!stored && fence.had) throw slot.endedBy && slot.epoch === fence.epoch ? slot.endedBy : loggedOut(slot.key)
       if (stored && ((stored.accessToken !== stale && !expired(stored)) || !held.owned)) return remember(slot, stored, 'adopt', seen)
       if (!held.owned) throw missing()
       const controller = new AbortController()

@@ -347,3 +347,18 @@ describe('a failed early refresh still serves the valid token after the cache TT
     expect(events.error.map((event: any) => event.error.code)).toEqual(['ERR_TOKEN_RESPONSE_INVALID'])
   })
 })
+
+describe('after the server ended a session, its later callers get the same answer', () => {
+  it('a request whose 401 arrives after the rejected refresh ends with ERR_SESSION_ENDED, not ERR_LOGGED_OUT (found in the playground revoke burst)', async () => {
+    const { server, auth, api } = await client('stemp')
+    await auth.setTokens(server.signIn() as any)
+    server.revokeAll()
+    server.fault('api', { kind: 'slow', ms: 300 }) // the first request's 401 comes late
+    const late = rejection(api.get('passes'))
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    const early = await rejection(api.get('passes')) // 401 → refresh rejected → session ended, storage cleared
+    expect(early.code).toBe('ERR_SESSION_ENDED')
+    expect((await late).code).toBe('ERR_SESSION_ENDED')
+    expect(server.counts.token).toBe(1)
+  })
+})
