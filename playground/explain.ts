@@ -19,17 +19,32 @@ export interface BurstFacts {
   /** Error codes of the failed requests, most frequent first. */
   codes: string[]
   reuse: number
+  /** DPoP: API answers 401 `use_dpop_nonce` (not counted in {@link BurstFacts.unauthorized}). */
+  nonceChallenges?: number
+  /** DPoP: requests retried with a fresh proof after a nonce challenge. */
+  nonceRetried?: number
+  /** DPoP: token-endpoint answers 400 `use_dpop_nonce` (counted in {@link BurstFacts.tokenCalls}). */
+  tokenChallenges?: number
 }
 
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`
 
-/** "50 requests → 50 × 401 → 1 token call → 50 replayed, all OK" */
+/**
+ * "50 requests → 50 × 401 → 1 token call → 50 replayed, all OK"; with DPoP nonce challenges
+ * "20 requests → 20 × nonce challenge → 0 token calls → 20 retried with a fresh proof, all OK".
+ */
 export function summarize(facts: BurstFacts): string {
   const outcome =
     facts.failed === 0 ? 'all OK'
     : facts.ok === 0 ? `all failed (${facts.codes.join(', ')})`
     : `${facts.ok} OK, ${facts.failed} failed (${facts.codes.join(', ')})`
-  return `${plural(facts.requests, 'request')} → ${facts.unauthorized} × 401 → ${plural(facts.tokenCalls, 'token call')} → ${facts.replayed} replayed, ${outcome}`
+  const nonces = facts.nonceChallenges ?? 0
+  const tokenChallenges = facts.tokenChallenges ?? 0
+  const tokens = `${plural(facts.tokenCalls - tokenChallenges, 'token call')}${tokenChallenges ? ` (+ ${tokenChallenges} × nonce challenge at the token endpoint)` : ''}`
+  if (!nonces) return `${plural(facts.requests, 'request')} → ${facts.unauthorized} × 401 → ${tokens} → ${facts.replayed} replayed, ${outcome}`
+  const challenges = `${nonces} × nonce challenge${facts.unauthorized ? `, ${facts.unauthorized} × 401` : ''}`
+  const retried = `${facts.nonceRetried ?? 0} retried with a fresh proof${facts.unauthorized ? `, ${facts.replayed} replayed` : ''}`
+  return `${plural(facts.requests, 'request')} → ${challenges} → ${tokens} → ${retried}, ${outcome}`
 }
 
 /** One line on why the burst went the way it did (the error lines come from {@link explainError}). */
@@ -37,6 +52,11 @@ export function explainBurst(facts: BurstFacts, refreshBeforeSeconds: number): s
   const statuses = facts.tokenStatuses.filter((status) => status !== 200)
   const endpoint = statuses.length ? ` The token endpoint answered ${statuses.map((status) => status || 'nothing').join(', ')}.` : ''
   if (facts.requests === 0) return ''
+  const nonces = facts.nonceChallenges ?? 0
+  if (nonces > 0 && facts.failed === 0) {
+    const nonce = `${facts.nonceRetried === 1 && facts.requests === 1 ? 'The request' : 'Every request'} that carried the API's old DPoP nonce got one nonce challenge (401 use_dpop_nonce with a new DPoP-Nonce) and was retried once with a fresh proof signed with the new nonce. A nonce challenge is not a dead token: it never causes a refresh.`
+    return facts.unauthorized > 0 && facts.tokenCalls > 0 ? `${nonce} The 401s for the expired token waited for one shared token call, then were replayed with the new token.` : nonce
+  }
   if (facts.reuse > 0) return 'The server saw a spent refresh token again and revoked the whole session (reuse detection).'
   if (facts.failed > 0) {
     if (facts.apiCalls === 0) return `No request reached the API.${endpoint}`
@@ -49,6 +69,7 @@ export function explainBurst(facts: BurstFacts, refreshBeforeSeconds: number): s
       : `Every request that got a 401 waited for the same single token call (single flight), then was replayed once with the new token.${facts.tokenCalls > 1 ? endpoint : ''}`
   }
   if (facts.unauthorized > 0) return 'The requests got 401s, then found new tokens already in storage (another tab or caller had refreshed): no token call from this tab.'
+  if (facts.tokenCalls > 0 && facts.tokenCalls === (facts.tokenChallenges ?? 0) + 1) return `The token was within ${refreshBeforeSeconds} s of expiry (refreshBefore), so it was renewed once before the requests went out${facts.tokenChallenges ? '; the token endpoint asked for its DPoP nonce first (one retry with a fresh proof)' : ''}: no 401 at all.`
   if (facts.tokenCalls > 0) return `The token was within ${refreshBeforeSeconds} s of expiry (refreshBefore), so it was renewed once before the requests went out: no 401 at all.`
   return 'The token was still fresh: every request went out once with it; no token call.'
 }

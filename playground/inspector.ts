@@ -22,7 +22,10 @@ export function entriesOf(calls: CallRecord[]): InspectEntry[] {
   }
   const entries: InspectEntry[] = [...requests]
     .sort(([a], [b]) => a - b)
-    .map(([i, attempts]) => ({ id: String(i), label: `Request #${i}: ${attempts.map((attempt) => attempt.response.status || 'no answer').join(' → replayed → ')}` }))
+    .map(([i, attempts]) => ({
+      id: String(i),
+      label: `Request #${i}: ${attempts.map((attempt, index) => `${index ? (attempts[index - 1]!.challenge ? ' → retried with a fresh proof → ' : ' → replayed → ') : ''}${attempt.response.status || 'no answer'}${attempt.challenge ? ' nonce challenge' : ''}`).join('')}`,
+    }))
   const tokenCalls = calls.filter((call) => call.kind === 'token' || call.kind === 'signin' || call.kind === 'revoke')
   if (tokenCalls.length) entries.push({ id: 'token', label: `Token-endpoint calls only (${tokenCalls.length})` })
   return entries
@@ -55,9 +58,22 @@ function fields(items: Shown[], notes: Record<string, string> = {}, marks: (item
   for (const item of items) {
     const code = el('code', { dataset: marks(item) ?? {} }, `${item.value}`)
     const note = item.note ?? notes[item.name]
-    list.append(el('div', {}, el('dt', {}, item.name), el('dd', {}, code, ...(note ? [el('span', { className: 'note' }, note)] : []))))
+    list.append(el('div', {}, el('dt', {}, item.name), el('dd', {}, code, ...(note ? [el('span', { className: 'note' }, note)] : []), ...(item.proof ? [proofOf(item.proof)] : []))))
   }
   return list
+}
+
+/** A DPoP proof, decoded: its protected header and its claims; the signature is left out. */
+function proofOf(proof: NonNullable<Shown['proof']>) {
+  return el(
+    'div',
+    { className: 'seq-proof', dataset: { proof: 'dpop' } },
+    el('p', { className: 'seq-sub' }, 'proof header'),
+    fields(proof.header, {}, (item) => ({ proofHeader: item.name })),
+    el('p', { className: 'seq-sub' }, 'proof claims'),
+    fields(proof.claims, {}, (item) => ({ claim: item.name })),
+    el('p', { className: 'note' }, 'signature: elided (the server verified it with the jwk above)'),
+  )
 }
 
 const shortPath = (path: string) => `…/${path.split('/').filter(Boolean).slice(-2).join('/')}`
@@ -67,16 +83,20 @@ const accessRef = (call: CallRecord) => call.request.headers.find((header) => he
 export function describeSequence(sequence: CallRecord[], id: string): string {
   const parts: string[] = []
   let apiSeen = 0
+  let challenged = false
   for (const call of sequence) {
+    const challenge = call.challenge ? ' (nonce challenge)' : ''
     if (call.kind === 'api') {
       const auth = call.request.headers.find((header) => header.name === 'Authorization')
       const who = auth?.ref ? `access token #${auth.ref.slice(1)}` : auth ? 'the token' : 'no token'
-      parts.push(`${apiSeen++ ? `replay with ${who}` : `GET with ${who}`} → ${call.response.status} ${REASONS[call.response.status] ?? ''}`.trim())
+      const step = !apiSeen++ ? `GET with ${who}` : challenged ? `retry with a fresh proof and ${who}` : `replay with ${who}`
+      parts.push(`${step} → ${`${call.response.status} ${REASONS[call.response.status] ?? ''}`.trim()}${challenge}`)
+      challenged = Boolean(call.challenge)
     } else {
       const sent = call.request.body?.find((field) => field.name === 'refresh_token')?.ref
       const issued = call.response.body?.find((field) => field.name === 'refresh_token')?.ref
       const generation = sent && issued ? ` (refresh token generation ${sent.slice(1)} → ${issued.slice(1)})` : issued ? ` (refresh token generation ${issued.slice(1)})` : ''
-      parts.push(`${call.method} ${shortPath(call.path)}${generation} → ${call.response.status || 'no answer'}`)
+      parts.push(`${call.method} ${shortPath(call.path)}${generation} → ${call.response.status || 'no answer'}${challenge}`)
     }
   }
   const head = id === 'token' ? 'Token calls' : `Request #${id}`
@@ -90,11 +110,15 @@ export function renderSequence(target: HTMLElement, calls: CallRecord[], id: str
   const firstRef = refs[0]
   const lastRef = refs.at(-1)
   let attempt = 0
+  let previous: CallRecord | undefined
   for (const call of sequence) {
     const isApi = call.kind === 'api'
-    const step = el('li', { className: `seq-step ${isApi ? 'seq-api' : 'seq-token'}` })
-    const title = isApi ? (attempt++ ? 'replay' : 'attempt 1') : call.kind === 'signin' ? 'sign-in' : call.kind === 'revoke' ? 'revocation' : 'token call'
-    step.append(el('p', { className: 'seq-line seq-req' }, el('span', { className: 'arrow', ariaHidden: 'true' }, '→ '), el('strong', {}, call.method), ' ', el('code', {}, call.path), ' ', el('span', { className: 'pill' }, title)))
+    const step = el('li', { className: `seq-step ${isApi ? 'seq-api' : 'seq-token'}`, dataset: call.challenge ? { challenge: 'nonce' } : {} })
+    // A retry after a nonce challenge (same call, fresh proof) is not a replay after a refresh.
+    const retry = previous?.challenge && previous.kind === call.kind
+    const title = isApi ? (attempt++ ? (retry ? 'nonce retry' : 'replay') : 'attempt 1') : retry ? 'nonce retry' : call.kind === 'signin' ? 'sign-in' : call.kind === 'revoke' ? 'revocation' : 'token call'
+    step.append(el('p', { className: 'seq-line seq-req' }, el('span', { className: 'arrow', ariaHidden: 'true' }, '→ '), el('strong', {}, call.method), ' ', el('code', {}, call.path), ' ', el('span', { className: `pill${retry ? ' nonce' : ''}` }, title)))
+    previous = call
     if (isApi && attempt === 1 && sequence[0] !== call) step.append(el('p', { className: 'note' }, 'It reached the server after the token call: the browser had queued it (at most 6 connections per server), with the header set before the refresh.'))
     if (!isApi && id !== 'token' && requestsInAction > 1) step.append(el('p', { className: 'note' }, `One call shared by every request of this burst that needed a new token.`))
     step.append(
@@ -113,6 +137,7 @@ export function renderSequence(target: HTMLElement, calls: CallRecord[], id: str
     if (call.response.headers.length) step.append(fields(call.response.headers))
     if (call.response.body) step.append(el('p', { className: 'seq-sub' }, 'body'), fields(call.response.body, {}, (item) => (item.ref ? { [item.name === 'refresh_token' ? 'refresh' : 'issued']: 'issued' } : undefined)))
     else if (call.response.text) step.append(el('pre', { className: 'seq-body' }, call.response.text))
+    if (call.challenge) step.append(el('p', { className: 'note' }, isApi ? 'A DPoP nonce challenge, not a dead token: the proof carried a nonce the API no longer accepts. The library learns the new DPoP-Nonce and retries this request once with a fresh proof; it does not refresh the token.' : 'The token endpoint wants its DPoP nonce in the proof: the library retries this call once with a fresh proof carrying the DPoP-Nonce it just got.'))
     if (call.reuse) step.append(el('p', { className: 'note bad' }, 'Reuse detected: a spent refresh token was presented again, so the server revoked the session.'))
     list.append(step)
   }

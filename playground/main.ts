@@ -4,9 +4,10 @@
 // describe one action, as the server saw it.
 import ky, { type KyInstance } from 'ky'
 import { createTokenAuth, isTokenError, type StoredTokens, type TokenAuth } from '../src/index.ts'
+import type { DPoP } from '../src/dpop/index.ts'
 import { TOKEN_CAUSES, explainBurst, explainError, summarize, type BurstFacts } from './explain.ts'
 import { describeSequence, entriesOf, renderSequence, sequenceOf } from './inspector.ts'
-import { PROFILES, STORAGE, build, codeFor, configFor, type ControlId, type MockConfig, type ProfileId, type ProfileSpec } from './profiles.ts'
+import { PROFILES, STORAGE, build, codeFor, configFor, type Call, type ControlId, type MockConfig, type ProfileId, type ProfileSpec } from './profiles.ts'
 import { TAG_HEADER, mask, type CallRecord } from './recorder.ts'
 import { LEGEND, MAX_LANES, PATTERN_DEFS, renderTimeline, svgElement, type ActionTrace, type RequestTrace, type TokenTrace } from './timeline.ts'
 
@@ -25,12 +26,18 @@ interface ServerView {
   mode: string
   access: { n?: number; status: string; expiresIn?: number } | null
   refresh: { generation?: number; status: string } | null
+  /** DPoP profile: the number of the server's current nonce. */
+  nonce?: number
 }
 
 const params = new URLSearchParams(location.hash.slice(1))
 let profile: ProfileSpec = PROFILES[(params.get('profile') as ProfileId) ?? 'stemp'] ?? PROFILES.stemp
 let storageName = STORAGE[params.get('storage') ?? ''] ? params.get('storage')! : 'memory'
 let auth: TokenAuth | undefined
+/** The DPoP profile's sender (its key, its nonces): the sign-in goes through it too. */
+let sender: DPoP | undefined
+/** Where the DPoP profile's sign-in exchanges its code: the grant's own token endpoint and client. */
+let tokenEndpoint: { url: string; clientId: string } | undefined
 let api: KyInstance
 let epoch = 0
 let actionNo = 0
@@ -41,10 +48,18 @@ let stored: StoredTokens | undefined
 let server: ServerView | undefined
 let unsubscribe: (() => void)[] = []
 let restarting = false
-let totals = { actions: 0, api: 0, unauthorized: 0, token: 0, reuse: 0 }
+let totals = { actions: 0, api: 0, unauthorized: 0, token: 0, reuse: 0, nonce: 0 }
 
 // ---- small helpers ------------------------------------------------------------------------------
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`
+/** A DPoP nonce challenge: a 401 with `WWW-Authenticate: DPoP error="use_dpop_nonce"`, or a 400 `use_dpop_nonce` from a token endpoint. */
+const isNonceChallenge = async (response: Response) => {
+  if (!response.headers.has('dpop-nonce')) return false
+  if (response.status === 401) return /\buse_dpop_nonce\b/.test(response.headers.get('www-authenticate') ?? '')
+  if (response.status !== 400) return false
+  const body = (await response.clone().json().catch(() => undefined)) as { error?: unknown } | undefined
+  return body?.error === 'use_dpop_nonce'
+}
 const codeOf = (error: unknown) => (isTokenError(error) ? error.code : error instanceof Error ? error.name : 'Error')
 
 function log(text: string, kind: 'info' | 'error' | 'refresh' = 'info') {
@@ -85,6 +100,7 @@ const kyFetch: typeof fetch = async (input, init) => {
   try {
     const response = await fetch(input, init)
     attempt.status = response.status
+    if (await isNonceChallenge(response)) attempt.nonce = true
     return response
   } catch (error) {
     attempt.status = 0
@@ -94,16 +110,21 @@ const kyFetch: typeof fetch = async (input, init) => {
   }
 }
 
-/** The token engine's transport: tags token-endpoint calls with the running action and times them. */
-const tokenFetch: typeof fetch = async (input, init) => {
+/**
+ * The token engine's transport: tags token-endpoint calls with the running action and times them.
+ * With DPoP it sits under the sender's transport, so each attempt (the nonce challenge, then the
+ * retry with a fresh proof) is a call of its own.
+ */
+const tagged = (part: 'token' | 'signin'): typeof fetch => async (input, init) => {
   const headers = new Headers(init?.headers)
   const action = current
-  headers.set(TAG_HEADER, `${action?.key ?? `${tab}.0`}.token`)
+  headers.set(TAG_HEADER, `${action?.key ?? `${tab}.0`}.${part}`)
   const trace: TokenTrace = { start: performance.now(), path: `POST …/${new URL(String(input instanceof Request ? input.url : input)).pathname.split('/').slice(-2).join('/')}` }
   action?.tokenCalls.push(trace)
   try {
     const response = await fetch(input, { ...init, headers })
     trace.status = response.status
+    if (await isNonceChallenge(response)) trace.nonce = true
     return response
   } catch (error) {
     trace.status = 0
@@ -125,7 +146,10 @@ async function setup() {
   const config = (await (await fetch(`/mock/_config?profile=${profile.id}`)).json()) as MockConfig & { epoch: number }
   epoch = config.epoch
   const plan = configFor(profile, storageName, origin, config)
-  auth = createTokenAuth({ ...(await build(plan.auth)), fetch: tokenFetch })
+  const options = await build(plan.auth)
+  sender = options.sender as DPoP | undefined
+  tokenEndpoint = sender ? (plan.auth.grant as Call).args[0] as { url: string; clientId: string } : undefined
+  auth = createTokenAuth({ ...options, fetch: tagged('token') })
   api = ky.create({ ...(await build(plan.ky)), hooks: auth.hooks, fetch: kyFetch })
   $('code').textContent = codeFor(profile, plan)
   unsubscribe = [
@@ -166,7 +190,7 @@ function applyProfile() {
     label.textContent = profile.signIn.label
   }
   const reasons = profile.disabled
-  const buttons: ControlId[] = ['signin', 'expire', 'revoke', 'forbid', 'logout']
+  const buttons: ControlId[] = ['signin', 'expire', 'revoke', 'forbid', 'logout', 'rotate-nonce']
   for (const id of buttons) {
     const reason = reasons[id]
     const button = $(id)
@@ -180,6 +204,13 @@ function applyProfile() {
     $(`${id}-reason`).textContent = reason ? `Not for this profile: ${reason}` : ''
   }
   $('readme-recipe').setAttribute('href', profile.readme)
+  $('readme-recipe').textContent = profile.sender ? 'DPoP (sender-constrained tokens)' : 'Recipes for the four APIs'
+  // DPoP only: the nonce counter, the nonce row of the live panel and the timeline's nonce swatch.
+  const dpop = Boolean(profile.sender)
+  $('c-nonce-box').hidden = !dpop
+  $('counters').classList.toggle('has-nonce', dpop)
+  for (const id of ['nonce-dt', 'nonce-dd']) $(id).hidden = !dpop
+  for (const item of $('legend').querySelectorAll<HTMLElement>('[data-legend="nonce"]')) item.hidden = !dpop
   renderGuide()
 }
 
@@ -201,7 +232,8 @@ function renderGuide() {
   $('g-expire-expect').textContent = disabled.expire ? `Skip: ${disabled.expire}` : 'Expected: The server now rejects the current access token. The page still holds it, so nothing happens yet.'
   $('g-fire-expect').textContent = `Expected: ${expectedBurst(n)}.`
   $('g-read-expect').textContent =
-    profile.id === 'static' ? 'Expected: Request #1 went out once with the static token and got 200; no token call.'
+    profile.sender ? `Expected: Request #1 went out with the old token and its proof → 401 → ${profile.tokenPath} (refresh token generation 1 → 2, with a proof of its own) → replayed with the new token and a fresh proof → 200.`
+    : profile.id === 'static' ? 'Expected: Request #1 went out once with the static token and got 200; no token call.'
     : profile.refreshTokens ? `Expected: Request #1 went out with the old token → 401 → ${profile.tokenPath} (refresh token generation 1 → 2) → replayed with the new token → 200.`
     : `Expected: Request #1 went out with the old token → 401 → ${profile.tokenPath} (client credentials again) → replayed with the new token → 200.`
   let next: keyof typeof STEPS | undefined
@@ -289,21 +321,28 @@ function showAction(action: Action) {
   shown = action
   const calls = action.calls ?? []
   const apiCalls = calls.filter((call) => call.kind === 'api')
-  const counts = { api: apiCalls.length, unauthorized: apiCalls.filter((call) => call.response.status === 401).length, token: calls.filter((call) => call.kind === 'token').length, reuse: calls.filter((call) => call.reuse).length }
+  const counts = {
+    api: apiCalls.length,
+    unauthorized: apiCalls.filter((call) => call.response.status === 401 && !call.challenge).length,
+    token: calls.filter((call) => call.kind === 'token').length,
+    reuse: calls.filter((call) => call.reuse).length,
+    nonce: calls.filter((call) => call.challenge).length,
+  }
   $('c-api').textContent = String(counts.api)
+  $('c-nonce').textContent = String(counts.nonce)
   $('c-401').textContent = String(counts.unauthorized)
   $('c-token').textContent = String(counts.token)
   $('c-reuse').textContent = String(counts.reuse)
   $('counters-h').textContent = `Counted by the mock server for: ${action.label}`
-  totals = { actions: totals.actions + 1, api: totals.api + counts.api, unauthorized: totals.unauthorized + counts.unauthorized, token: totals.token + counts.token, reuse: totals.reuse + counts.reuse }
-  $('totals').textContent = `Since Reset: ${plural(totals.actions, 'action')} with traffic · ${plural(totals.api, 'API call')} · ${totals.unauthorized} × 401 · ${plural(totals.token, 'token call')} · ${plural(totals.reuse, 'reuse detection')}.`
+  totals = { actions: totals.actions + 1, api: totals.api + counts.api, unauthorized: totals.unauthorized + counts.unauthorized, token: totals.token + counts.token, reuse: totals.reuse + counts.reuse, nonce: totals.nonce + counts.nonce }
+  $('totals').textContent = `Since Reset: ${plural(totals.actions, 'action')} with traffic · ${plural(totals.api, 'API call')} · ${totals.unauthorized} × 401 · ${plural(totals.token, 'token call')} · ${plural(totals.reuse, 'reuse detection')}${profile.sender ? ` · ${totals.nonce} × nonce challenge` : ''}.`
   drawChart()
   fillInspector()
 }
 
 function clearCounters() {
-  totals = { actions: 0, api: 0, unauthorized: 0, token: 0, reuse: 0 }
-  for (const id of ['c-api', 'c-401', 'c-token', 'c-reuse']) $(id).textContent = '0'
+  totals = { actions: 0, api: 0, unauthorized: 0, token: 0, reuse: 0, nonce: 0 }
+  for (const id of ['c-api', 'c-401', 'c-token', 'c-reuse', 'c-nonce']) $(id).textContent = '0'
   $('counters-h').textContent = 'Counted by the mock server, per action: nothing counted yet'
   $('totals').textContent = ''
 }
@@ -363,21 +402,29 @@ async function fire(n: number) {
       const code = codeOf(error)
       byCode.set(code, { count: (byCode.get(code)?.count ?? 0) + 1, error })
     }
-    const perRequest = new Map<string, number>()
-    for (const call of apiCalls) perRequest.set(call.tag, (perRequest.get(call.tag) ?? 0) + 1)
+    // Per request: was a later attempt a replay after a 401 (a refresh), or a retry after a nonce challenge?
+    const perRequest = new Map<string, CallRecord[]>()
+    for (const call of apiCalls) perRequest.set(call.tag, [...(perRequest.get(call.tag) ?? []), call])
+    const after = (attempts: CallRecord[], challenge: boolean) => attempts.some((attempt, index) => index > 0 && Boolean(attempts[index - 1]!.challenge) === challenge)
     const tokenCalls = calls.filter((call) => call.kind === 'token')
+    const nonceChallenges = apiCalls.filter((call) => call.challenge).length
     const facts: BurstFacts = {
       requests: n,
       apiCalls: apiCalls.length,
-      unauthorized: apiCalls.filter((call) => call.response.status === 401).length,
+      unauthorized: apiCalls.filter((call) => call.response.status === 401 && !call.challenge).length,
       forbidden: apiCalls.filter((call) => call.response.status === 403).length,
       tokenCalls: tokenCalls.length,
       tokenStatuses: tokenCalls.map((call) => call.response.status),
-      replayed: [...perRequest.values()].filter((attempts) => attempts > 1).length,
+      replayed: [...perRequest.values()].filter((attempts) => after(attempts, false)).length,
       ok: n - failures.length,
       failed: failures.length,
       codes: [...byCode].sort((a, b) => b[1].count - a[1].count).map(([code]) => code),
       reuse: calls.filter((call) => call.reuse).length,
+      ...((nonceChallenges > 0 || tokenCalls.some((call) => call.challenge)) && {
+        nonceChallenges,
+        nonceRetried: [...perRequest.values()].filter((attempts) => after(attempts, true)).length,
+        tokenChallenges: tokenCalls.filter((call) => call.challenge).length,
+      }),
     }
     const explain = [explainBurst(facts, REFRESH_BEFORE_S)]
     for (const [code, { error }] of byCode) {
@@ -402,6 +449,14 @@ const signIn = () =>
       action.tokenCalls.push(trace)
       const response = await fetch('/mock/_signin', { method: 'POST', headers: { [TAG_HEADER]: `${action.key}.signin` } })
       Object.assign(trace, { status: response.status, end: performance.now() })
+      await auth!.setTokens(await response.json())
+    } else if (sender) {
+      // The code exchange, through the sender (a proof, the server's nonce): the tokens come back bound to this browser's key.
+      const { url, clientId } = tokenEndpoint!
+      const exchange = sender.tokenFetch(tagged('signin')) // = sender.fetch, plus the page's tag
+      const body = new URLSearchParams({ grant_type: 'authorization_code', code: 'playground', client_id: clientId })
+      const response = await exchange(url, { method: 'POST', body })
+      if (!response.ok) throw new Error(`The code exchange failed: ${response.status} ${await response.text()}`)
       await auth!.setTokens(await response.json())
     } else {
       await auth!.getAccessToken({ forceRefresh: true })
@@ -430,6 +485,15 @@ const revoke = () =>
     const line = profile.refreshTokens
       ? 'The server revoked the session: the access and refresh tokens are dead. The next request gets a 401, its refresh is rejected, and the session ends (ERR_SESSION_ENDED).'
       : 'The server revoked every access token. The next request gets a 401 and the library asks for a new token with the client credentials.'
+    return { line }
+  })
+
+const rotateNonce = () =>
+  act('rotate-nonce', 'Rotate the API’s DPoP nonce', async () => {
+    const answer = (await control('rotate-nonce')) as { nonce?: number }
+    await refreshLive()
+    const line = `The server now wants DPoP nonce #${answer.nonce}. The library still signs with #${(answer.nonce ?? 2) - 1}: each request of the next burst gets one nonce challenge (401 use_dpop_nonce + DPoP-Nonce) and is retried once with a fresh proof; no token refresh.`
+    log(`server: DPoP nonce rotated (now #${answer.nonce})`)
     return { line }
   })
 
@@ -518,6 +582,7 @@ function renderLive() {
   const expiry = $('expiry')
   const view = $('server-view')
   const generation = $('generation')
+  $('nonce-dd').textContent = server?.nonce ? `#${server.nonce}: proofs must carry it (the library learns it from the server’s DPoP-Nonce header)` : '—'
   if (profile.id === 'static') {
     token.textContent = 'sk_live_…: static, in the code'
     expiry.textContent = 'never'
@@ -603,6 +668,7 @@ guarded('fire-one', () => fire(1))
 guarded('g-read', readStep)
 guarded('revoke', revoke)
 guarded('forbid', forbid)
+guarded('rotate-nonce', rotateNonce)
 guarded('logout', logout)
 guarded('reset', reset)
 $('next-step-btn').onclick = () => $(`g-${$('next-step-btn').dataset.step}`).click()
@@ -629,6 +695,7 @@ $('pattern-defs').innerHTML = PATTERN_DEFS
 $('legend').replaceChildren(
   ...LEGEND.map(([markup, text]) => {
     const item = document.createElement('li')
+    if (/nonce/.test(text)) item.dataset.legend = 'nonce'
     item.append(svgElement(markup), text)
     return item
   }),

@@ -11,28 +11,43 @@ import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Plugin } from 'vite'
 import { createApi, type ApiKind, type Fault, type MockApi } from '../test/fixtures/apis.ts'
+import { createDPoPApi, type DPoPMock } from './dpop-mock.ts'
 import { renderMarkdown } from './readme.ts'
 import { CallLog, Ledger, TAG_HEADER, record, type CallRecord } from './recorder.ts'
 
 const KINDS: ApiKind[] = ['stemp', 'stenn', 'dokstamp', 'starship']
+/** The four APIs of the fixtures, plus the playground's own DPoP API (./dpop-mock.ts). */
+type Kind = ApiKind | 'dpop'
+/** What the page's controls need from an API, whichever mock serves it. */
+type PlaygroundApi = Pick<MockApi, 'handle' | 'generation' | 'expireAccessTokens' | 'revokeAll' | 'forbidNext' | 'resetCounts' | 'credentials' | 'apiTokens'> & {
+  counts: { reuse: number }
+  fault(route: 'token' | 'api', fault: Fault): void
+}
 const TOKEN_PATHS = ['/api/v1/apps/oauth2/refresh', '/auth/v1/token', '/oauth/token', '/auth/login', '/auth/refresh']
 type TokenMode = 'normal' | '5xx' | 'html' | 'slow'
 const ROOT = new URL('../', import.meta.url)
+
+const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(',') : (value ?? ''))
 
 export function mockApiPlugin(): Plugin {
   let ttl = 20
   /** Bumped whenever the mock restarts (a new lifetime): every token issued before is unknown. */
   let epoch = 1
-  let apis = new Map<ApiKind, MockApi>()
-  let ledgers = new Map<ApiKind, Ledger>()
-  const modes = new Map<ApiKind, TokenMode>()
+  let apis = new Map<Kind, PlaygroundApi>()
+  let dpop: DPoPMock
+  let stemp: MockApi
+  let ledgers = new Map<Kind, Ledger>()
+  const modes = new Map<Kind, TokenMode>()
   const calls = new CallLog()
   const reset = () => {
-    apis = new Map(KINDS.map((kind) => [kind, createApi(kind, { accessTtl: ttl })]))
-    ledgers = new Map(KINDS.map((kind) => [kind, new Ledger(apis.get(kind)!.apiTokens)]))
+    dpop = createDPoPApi({ accessTtl: ttl })
+    const fixtures = KINDS.map((kind): [Kind, MockApi] => [kind, createApi(kind, { accessTtl: ttl })])
+    stemp = fixtures[0]![1]
+    apis = new Map<Kind, PlaygroundApi>([...fixtures, ['dpop', dpop]])
+    ledgers = new Map([...apis].map(([kind, api]) => [kind, new Ledger(api.apiTokens)]))
   }
   reset()
-  const kindOf = (profile: string): ApiKind | undefined => (profile === 'static' ? 'stemp' : (KINDS as string[]).includes(profile) ? (profile as ApiKind) : undefined)
+  const kindOf = (profile: string): Kind | undefined => (profile === 'static' ? 'stemp' : profile === 'dpop' || (KINDS as string[]).includes(profile) ? (profile as Kind) : undefined)
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
     res.end(JSON.stringify(body))
@@ -56,7 +71,7 @@ export function mockApiPlugin(): Plugin {
     : mode === 'slow' ? { kind: 'slow', ms: 3000 }
     : undefined
 
-  const recordContext = (kind: ApiKind, callKind: CallRecord['kind']) => {
+  const recordContext = (kind: Kind, callKind: CallRecord['kind']) => {
     const api = apis.get(kind)!
     return { kind: callKind, ledger: ledgers.get(kind)!, log: calls, generation: () => api.generation(), reuseCount: () => api.counts.reuse }
   }
@@ -99,6 +114,7 @@ export function mockApiPlugin(): Plugin {
             generation: api.generation(),
             access: access ? (ledger.accessStatus(access) ?? { status: 'unknown' }) : null,
             refresh: refresh ? (ledger.refreshStatus(refresh) ?? { status: 'unknown' }) : null,
+            ...(kind === 'dpop' && { nonce: dpop.nonce().number }),
           })
         }
         if (first === '_calls') {
@@ -113,7 +129,7 @@ export function mockApiPlugin(): Plugin {
         if (first === '_signin' && req.method === 'POST') {
           // Stands in for stemp's OAuth authorization-code flow: a new session, refresh token generation 1.
           record(req, res, '/mock/_signin', recordContext('stemp', 'signin'))
-          return json(res, 200, apis.get('stemp')!.signIn())
+          return json(res, 200, stemp.signIn())
         }
         if (first === '_control' && req.method === 'POST') {
           const body = await readJSON(req)
@@ -131,6 +147,9 @@ export function mockApiPlugin(): Plugin {
             case 'forbid': api.forbidNext(1); break
             case 'mode': modes.set(kind, body.value as TokenMode); break
             case 'reset-counts': api.resetCounts(); break
+            case 'rotate-nonce':
+              if (kind !== 'dpop') return json(res, 400, { error: 'only the DPoP API has nonces' })
+              return json(res, 200, { ok: true, ttl, epoch, nonce: dpop.rotateNonce().number })
             case 'ttl':
               ttl = Math.max(5, Math.min(3600, Number(body.value) || 20))
               epoch++
@@ -144,10 +163,12 @@ export function mockApiPlugin(): Plugin {
         if (!kind) return json(res, 404, { error: 'not_found' })
         const path = `/${rest.join('/')}`
         const api = apis.get(kind)!
-        const tokenCall = req.method === 'POST' && TOKEN_PATHS.includes(path)
+        const tokenCall = req.method === 'POST' && (kind === 'dpop' ? path === '/token' : TOKEN_PATHS.includes(path))
         const fault = tokenCall ? faultFor(modes.get(kind) ?? 'normal') : undefined
         if (fault) api.fault('token', fault)
-        if (req.headers[TAG_HEADER]) record(req, res, `/mock${url.pathname}`, recordContext(kind, tokenCall ? 'token' : path === '/oauth2/revoke' ? 'revoke' : 'api'))
+        // DPoP's sign-in (the code exchange) goes to the same token endpoint as its refreshes: the page's tag tells them apart.
+        const signin = tokenCall && headerValue(req.headers[TAG_HEADER]).endsWith('.signin')
+        if (req.headers[TAG_HEADER]) record(req, res, `/mock${url.pathname}`, recordContext(kind, signin ? 'signin' : tokenCall ? 'token' : path === '/oauth2/revoke' ? 'revoke' : 'api'))
         await api.handle(req, res, path)
       })
     },

@@ -4,22 +4,20 @@
  * constructs the token engine from {@link configFor} and the code panel prints the very same
  * value, so the code shown is the code running.
  *
- * Adding a profile (extension point, e.g. the DPoP profile from the DPoP issue): add its id to
- * {@link ProfileId}, an entry to {@link PROFILES} and an `<option>` in index.html. For DPoP:
- * - `grant`: the DPoP-capable grant once the library has it (a `Call` of its factory, with the
- *   key pair as a `Secret`-like value the code panel prints as an expression);
- * - `headerNotes`: explain `DPoP` (a fresh proof per request, bound to method and URL) and
- *   `DPoP-Nonce` / `WWW-Authenticate: DPoP error="use_dpop_nonce"` (the server's nonce challenge);
- *   the recorder (recorder.ts) already passes those headers through, proofs masked like tokens,
- *   and the inspector shows every header the server lists plus these notes;
- * - `disabled`: whichever controls the DPoP mock cannot honour.
+ * Adding a profile: add its id to {@link ProfileId}, an entry to {@link PROFILES} and an
+ * `<option>` in index.html; `disabled` names the controls its mock cannot honour (with the reason
+ * shown), `headerNotes` explains request headers in the inspector. A profile with a `sender`
+ * (the DPoP profile, served by ./dpop-mock.ts) also gets: the sign-in through `sender.fetch` (the
+ * code exchange, so the tokens are bound to the key), the sender printed as `const sender = …` in
+ * the code panel, nonce challenges counted apart from 401s (counter, summary, timeline, inspector),
+ * and the "Rotate the API's DPoP nonce" control.
  * Nothing else in the page is profile-specific.
  */
 import { clientCredentialsGrant, jsonLoginGrant, memoryStorage, refreshTokenGrant, staticToken } from '../src/index.ts'
 
-export type ProfileId = 'stemp' | 'stenn' | 'dokstamp' | 'starship' | 'static'
+export type ProfileId = 'stemp' | 'stenn' | 'dokstamp' | 'starship' | 'static' | 'dpop'
 /** Controls a profile can switch off. */
-export type ControlId = 'signin' | 'expire' | 'revoke' | 'forbid' | 'mode' | 'ttl' | 'logout' | 'storage'
+export type ControlId = 'signin' | 'expire' | 'revoke' | 'forbid' | 'mode' | 'ttl' | 'logout' | 'storage' | 'rotate-nonce'
 
 /** What /mock/_config hands the page (demo only: server-side secrets in a browser). */
 export interface MockConfig { credentials: Record<string, string>; apiToken: string }
@@ -52,6 +50,9 @@ const FACTORIES = {
   staticToken,
   memoryStorage,
   indexedDBStorage: async (options: { dbName: string }) => (await import('../src/storage/indexeddb.ts')).indexedDBStorage(options),
+  // The DPoP entry (jose included) is loaded only when the DPoP profile is picked, as an app would.
+  dpop: async (options: { key: unknown }) => (await import('../src/dpop/index.ts')).dpop(options as Parameters<typeof import('../src/dpop/index.ts').dpop>[0]),
+  browserDPoPKey: async () => (await import('../src/dpop/index.ts')).browserDPoPKey(),
 }
 
 export interface ProfileSpec {
@@ -75,7 +76,15 @@ export interface ProfileSpec {
   grant(base: string, config: MockConfig): Call
   /** Extra createTokenAuth options beyond the common ones. */
   options?: Record<string, unknown>
+  /**
+   * A sender constraint (`createTokenAuth({ sender })`): DPoP. The page then signs in through
+   * `sender.fetch` (the code exchange, so the tokens are bound to the key), counts nonce
+   * challenges apart from 401s, and offers the nonce control.
+   */
+  sender?: () => Call
 }
+
+const NO_NONCE = 'Bearer tokens carry no proof, so this API has no DPoP nonce to rotate: pick the DPoP profile.'
 
 const STATIC_REASON = {
   signin: 'A static API token is configured in code: there is nothing to sign in to.',
@@ -98,7 +107,7 @@ export const PROFILES: Record<ProfileId, ProfileSpec> = {
     tokenPath: 'POST …/oauth2/refresh',
     refreshTokens: true,
     signIn: { label: 'Sign in', expect: 'The app stores access token #1 and refresh token generation 1.' },
-    disabled: {},
+    disabled: { 'rotate-nonce': NO_NONCE },
     readme: 'README.md#recipes-for-the-four-apis',
     grant: (base) => new Call('refreshTokenGrant', [{ url: `${base}/api/v1/apps/oauth2/refresh`, body: 'json' }]),
   },
@@ -111,7 +120,7 @@ export const PROFILES: Record<ProfileId, ProfileSpec> = {
     tokenPath: 'POST …/auth/v1/token',
     refreshTokens: false,
     signIn: { label: 'Get a token (client credentials)', expect: 'One token call with the client id and secret: access token #1, no refresh token.' },
-    disabled: {},
+    disabled: { 'rotate-nonce': NO_NONCE },
     readme: 'README.md#recipes-for-the-four-apis',
     grant: (base, config) =>
       new Call('clientCredentialsGrant', [{ url: `${base}/auth/v1/token`, clientId: config.credentials.client_id, clientSecret: new Secret(config.credentials.client_secret!, 'process.env.STENN_CLIENT_SECRET!') }]),
@@ -125,7 +134,7 @@ export const PROFILES: Record<ProfileId, ProfileSpec> = {
     tokenPath: 'POST …/oauth/token',
     refreshTokens: false,
     signIn: { label: 'Get a token (client credentials)', expect: 'One token call with the client id and secret: access token #1, no refresh token.' },
-    disabled: {},
+    disabled: { 'rotate-nonce': NO_NONCE },
     headerNotes: { 'X-Tenant': 'added by the library with the token, only for allowed origins' },
     readme: 'README.md#recipes-for-the-four-apis',
     grant: (base, config) =>
@@ -141,7 +150,7 @@ export const PROFILES: Record<ProfileId, ProfileSpec> = {
     tokenPath: 'POST …/auth/refresh',
     refreshTokens: true,
     signIn: { label: 'Log in (email + password)', expect: 'One login call: access token #1 and refresh token generation 1.' },
-    disabled: {},
+    disabled: { 'rotate-nonce': NO_NONCE },
     readme: 'README.md#recipes-for-the-four-apis',
     grant: (base, config) =>
       new Call('jsonLoginGrant', [{ loginUrl: `${base}/auth/login`, refreshUrl: `${base}/auth/refresh`, credentials: { email: config.credentials.email, password: new Secret(config.credentials.password!, 'process.env.STARSHIP_PASSWORD!') } }]),
@@ -155,9 +164,27 @@ export const PROFILES: Record<ProfileId, ProfileSpec> = {
     tokenPath: '(none)',
     refreshTokens: false,
     signIn: { label: 'Sign in', expect: 'Nothing to do: the token is in the code.' },
-    disabled: STATIC_REASON,
+    disabled: { ...STATIC_REASON, 'rotate-nonce': NO_NONCE },
     readme: 'README.md#recipes-for-the-four-apis',
     grant: (_base, config) => new Call('staticToken', [new Secret(config.apiToken, 'process.env.STEMP_API_TOKEN!')]),
+  },
+  dpop: {
+    id: 'dpop',
+    name: 'DPoP',
+    description: 'A payments API that only takes DPoP-bound tokens (RFC 9449): every call carries a proof signed by this browser’s key, the server verifies it, and both the token endpoint and the API require their nonce. Refresh tokens rotate and are bound to the key too.',
+    apiPath: '/mock/dpop/api/v1/',
+    resource: 'payments',
+    tokenPath: 'POST …/dpop/token',
+    refreshTokens: true,
+    signIn: { label: 'Sign in (DPoP-bound tokens)', expect: 'The code exchange goes out with a proof, gets a nonce challenge (400 use_dpop_nonce) and is retried once with the nonce: access token #1 and refresh token generation 1, both bound to this browser’s key.' },
+    disabled: {},
+    headerNotes: {
+      Authorization: 'DPoP, not Bearer: the token alone is useless without a proof from the key it is bound to',
+      DPoP: 'proof of possession: a JWT signed by this browser’s key, new for every attempt',
+    },
+    readme: 'README.md#sender-constrained-tokens-dpop-rfc-9449',
+    grant: (base, config) => new Call('refreshTokenGrant', [{ url: `${base}/token`, clientId: config.credentials.client_id }]),
+    sender: () => new Call('dpop', [{ key: new Call('browserDPoPKey', [], 'ky-token-refresh/dpop') }], 'ky-token-refresh/dpop'),
   },
 }
 
@@ -186,6 +213,7 @@ export function configFor(profile: ProfileSpec, storageName: string, origin: str
       origins: [origin],
       refreshBefore: 5_000,
       ...profile.options,
+      ...(profile.sender && { sender: profile.sender() }),
     } as Record<string, unknown>,
     ky: { baseUrl: `${origin}${profile.apiPath}`, retry: 0 } as Record<string, unknown>,
   }
@@ -209,7 +237,7 @@ export function source(value: unknown, indent = ''): string {
   if (typeof value === 'number') return value >= 10_000 || value % 1000 === 0 && value >= 1000 ? String(value).replace(/\B(?=(\d{3})+(?!\d))/g, '_') : String(value)
   if (Array.isArray(value)) return `[${value.map((item) => source(item, indent)).join(', ')}]`
   if (value && typeof value === 'object') {
-    const entries = Object.entries(value).map(([key, item]) => `${/^[A-Za-z_$][\w$]*$/.test(key) ? key : source(key)}: ${source(item, inner)}`)
+    const entries = Object.entries(value).map(([key, item]) => (item instanceof Secret && item.expression === key ? key : `${/^[A-Za-z_$][\w$]*$/.test(key) ? key : source(key)}: ${source(item, inner)}`))
     const flat = `{ ${entries.join(', ')} }`
     return flat.length + indent.length <= 64 && !flat.includes('\n') ? flat : `{\n${entries.map((entry) => `${inner}${entry},`).join('\n')}\n${indent}}`
   }
@@ -228,9 +256,23 @@ export function codeFor(profile: ProfileSpec, config: ReturnType<typeof configFo
   }
   collect(config.auth)
   const lines = [`import ky from 'ky'`, ...[...imports].map(([from, names]) => `import { ${[...names].join(', ')} } from '${from}'`), '']
-  lines.push(`const auth = createTokenAuth(${source(config.auth)})`)
+  const sender = config.auth.sender
+  if (sender instanceof Call) {
+    // The sender gets a name: the sign-in below uses it too.
+    lines.push('// DPoP: proofs signed by a non-extractable ES256 key kept in IndexedDB (the same key after a reload).', `const sender = ${source(sender)}`)
+    lines.push(`const auth = createTokenAuth(${source({ ...config.auth, sender: new Secret('', 'sender') })})`)
+    const grant = config.auth.grant as Call
+    const tokenUrl = (grant.args[0] as { url: string; clientId: string })
+    lines.push(
+      `// Sign-in: exchange the authorization code through sender.fetch, so the tokens are bound to the`,
+      `// key (here the page "receives" the code 'playground' in place of the OAuth redirect).`,
+      `const codeExchange = new URLSearchParams({ grant_type: 'authorization_code', code, client_id: '${tokenUrl.clientId}' })`,
+      `const tokenResponse = await (await sender.fetch('${tokenUrl.url}', { method: 'POST', body: codeExchange })).json()`,
+      `await auth.setTokens(tokenResponse) // token_type must be 'DPoP'`,
+    )
+  } else lines.push(`const auth = createTokenAuth(${source(config.auth)})`)
   if (profile.id === 'stemp') lines.push(`// Sign-in (the page POSTs /mock/_signin in place of the OAuth redirect):`, `await auth.setTokens(tokenResponse) // { access_token, expires_in, refresh_token, … }`)
-  else if (profile.id !== 'static') lines.push(`// "${profile.signIn.label}" = await auth.getAccessToken({ forceRefresh: true }); the first request would do it too.`)
+  else if (profile.id !== 'static' && !(sender instanceof Call)) lines.push(`// "${profile.signIn.label}" = await auth.getAccessToken({ forceRefresh: true }); the first request would do it too.`)
   lines.push('', `const api = ky.create(${source({ ...config.ky, hooks: new Secret('', 'auth.hooks') })})`, `const ${profile.resource} = await api.get('${profile.resource}').json()`)
   lines.push('', '// Not needed in your app: the playground also passes `fetch` wrappers to both, which tag', '// each call (x-playground-tag) and time it for the timeline and the request inspector.')
   return lines.join('\n')

@@ -18,6 +18,8 @@ export const TAG_HEADER = 'x-playground-tag'
 export interface Shown {
   name: string
   value: string
+  /** A DPoP proof (a JWT), decoded: its protected header and claims; the signature is never shown. */
+  proof?: { header: Shown[]; claims: Shown[] }
   /** What the server knows about the token in `value`, e.g. "access token #1 · expired". */
   note?: string
   /** Which issued token this is, so the page can compare old and new ("a1" = access #1, "r2" = refresh generation 2). */
@@ -37,12 +39,36 @@ export interface CallRecord {
   response: { status: number; headers: Shown[]; body?: Shown[]; text?: string }
   /** This call was a spent refresh token presented again: the server revoked the session. */
   reuse: boolean
+  /**
+   * The server answered with a DPoP nonce challenge (`use_dpop_nonce`: 401 from the API, 400 from
+   * the token endpoint): the client retries once with a fresh proof, it does not refresh.
+   */
+  challenge?: boolean
 }
 
 /**
+ * What a DPoP server decided about one call's proof, handed to the recorder by the DPoP mock
+ * (./dpop-mock.ts) while it answers, so the inspector can show it beside the decoded proof.
+ */
+export interface ProofVerdict {
+  /** The checks the proof passed, in order (all of them when the call was accepted). */
+  verified?: string[]
+  /** Why the proof was refused (`use_dpop_nonce: …`, `invalid_dpop_proof: …`). */
+  refused?: string
+  /** RFC 7638 thumbprint of the proof's key: what the tokens are bound to (`cnf.jkt`). */
+  jkt?: string
+  /** The proof's nonce, as the server sees it ("nonce #2: the server's current nonce"). */
+  nonce?: string
+  /** The nonce the response hands out (its `DPoP-Nonce` header). */
+  responseNonce?: string
+}
+export const proofVerdicts = new WeakMap<IncomingMessage, ProofVerdict>()
+
+/**
  * Headers shown in the inspector. Everything else (cookies, user agent, sec-*) stays out.
- * DPoP (extension point): `dpop` (the proof, a JWT: masked like any token) and `dpop-nonce`
- * (the server's nonce challenge) are already listed so a DPoP profile only has to send them.
+ * DPoP: `dpop` (the proof, a JWT) is shown decoded, header and claims, never its signature; the
+ * server's verdict on it comes from the DPoP mock ({@link proofVerdicts}); `dpop-nonce` is the
+ * server's nonce.
  */
 const REQUEST_HEADERS = ['authorization', 'x-tenant', 'dpop', 'content-type', 'accept']
 const RESPONSE_HEADERS = ['www-authenticate', 'dpop-nonce', 'retry-after', 'content-type']
@@ -52,7 +78,7 @@ const TOKEN_FIELDS = new Set(['access_token', 'refresh_token', 'token', 'id_toke
 /** `eyJ…a1B2c3`, `srt_…a1b2c3`, `sk_live_…a1b2c3`: enough to tell two tokens apart, useless to an attacker. */
 export function mask(token: string): string {
   if (token.length <= 12) return '••••'
-  const prefix = token.startsWith('eyJ') ? 'eyJ' : token.startsWith('sk_live_') ? 'sk_live_' : token.startsWith('srt_') ? 'srt_' : ''
+  const prefix = token.startsWith('eyJ') ? 'eyJ' : token.startsWith('sk_live_') ? 'sk_live_' : token.startsWith('srt_') ? 'srt_' : token.startsWith('drt_') ? 'drt_' : ''
   return `${prefix}…${token.slice(-6)}`
 }
 const fingerprint = (token: string) => token.slice(-6)
@@ -171,6 +197,39 @@ function shownFields(body: Record<string, unknown>, ledger: Ledger, refs: Record
   })
 }
 
+/** A DPoP proof's protected header and claims (decoded, not verified: the server does that). */
+function decodeProof(value: string): Shown['proof'] {
+  const [head, body] = value.split('.')
+  let header: Record<string, unknown>
+  let claims: Record<string, unknown>
+  try {
+    header = JSON.parse(Buffer.from(head ?? '', 'base64url').toString('utf8'))
+    claims = JSON.parse(Buffer.from(body ?? '', 'base64url').toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const text = (item: unknown) => (typeof item === 'string' ? item : (JSON.stringify(item) ?? ''))
+  const NOTES: Record<string, string> = {
+    typ: 'marks the JWT as a DPoP proof',
+    htm: 'the HTTP method this proof is for',
+    htu: 'the URL this proof is for, without query and fragment',
+    jti: 'unique per proof: the server refuses one it has seen (replay cache)',
+    ath: 'base64url(SHA-256(access token)): binds the proof to the token it travels with',
+  }
+  const shownHeader = Object.entries(header).map(([name, item]) => {
+    if (name === 'jwk' && item && typeof item === 'object') {
+      const jwk = item as Record<string, unknown>
+      return { name, value: [jwk.kty, jwk.crv].filter(Boolean).join(' '), note: 'public key only' }
+    }
+    return { name, value: text(item), ...(NOTES[name] && { note: NOTES[name] }) }
+  })
+  const shownClaims = Object.entries(claims).map(([name, item]) => {
+    if (name === 'iat' && typeof item === 'number') return { name, value: String(item), note: `signed ${Math.max(0, Math.round(Date.now() / 1000 - item))} s before it arrived` }
+    return { name, value: text(item), ...(NOTES[name] && { note: NOTES[name] }) }
+  })
+  return { header: shownHeader, claims: shownClaims }
+}
+
 const shortText = (text: string) => (text.length > 240 ? `${text.slice(0, 240)}…` : text)
 
 export interface RecordContext {
@@ -201,13 +260,14 @@ export function record(req: IncomingMessage, res: ServerResponse, path: string, 
     const raw = req.headers[name]
     if (raw === undefined) continue
     const value = headerText(raw)
-    if (name === 'authorization' && /^bearer /i.test(value)) {
-      const token = value.slice(7)
-      requestHeaders.push({ name: titleCase(name), value: `Bearer ${mask(token)}`, ...ledger.describeAccess(token) })
+    if (name === 'authorization' && /^(bearer|dpop) /i.test(value)) {
+      const [scheme = '', token = ''] = value.split(' ')
+      requestHeaders.push({ name: titleCase(name), value: `${/^dpop$/i.test(scheme) ? 'DPoP' : 'Bearer'} ${mask(token)}`, ...ledger.describeAccess(token) })
     } else if (name === 'authorization') {
       requestHeaders.push({ name: titleCase(name), value: `${value.split(' ')[0]} ••••••`, note: 'client credentials, never shown' })
     } else if (name === 'dpop') {
-      requestHeaders.push({ name: 'DPoP', value: mask(value), note: 'proof of possession (a signed JWT)' })
+      const proof = decodeProof(value)
+      requestHeaders.push({ name: 'DPoP', value: proof ? 'dpop+jwt · header.claims.[signature elided]' : mask(value), note: 'proof of possession: a JWT signed by this tab’s key, new for every attempt', ...(proof && { proof }) })
     } else {
       requestHeaders.push({ name: titleCase(name), value })
     }
@@ -245,10 +305,32 @@ export function record(req: IncomingMessage, res: ServerResponse, path: string, 
     const reuse = context.reuseCount() > reuseBefore
     if (reuse || (kind === 'revoke' && status === 200)) ledger.revokeAll()
 
+    // DPoP: what the server decided about the proof, beside the decoded proof.
+    const verdict = proofVerdicts.get(req)
+    const challenge =
+      (status === 401 && /\buse_dpop_nonce\b/.test(headerText(Object.entries(responseHeaders).find(([name]) => name.toLowerCase() === 'www-authenticate')?.[1] ?? ''))) ||
+      (status === 400 && responseBody?.error === 'use_dpop_nonce')
+    const proofHeader = requestHeaders.find((header) => header.name === 'DPoP')
+    if (proofHeader && verdict) {
+      const decided = verdict.refused ? `refused by the server: ${verdict.refused}` : verdict.verified ? `verified by the server: ${verdict.verified.join(', ')} ✓` : undefined
+      if (decided) proofHeader.note = decided
+      const claim = (name: string) => proofHeader.proof?.claims.find((item) => item.name === name)
+      if (verdict.nonce && claim('nonce')) claim('nonce')!.note = verdict.nonce
+      else if (!claim('nonce') && proofHeader.proof) proofHeader.proof.claims.push({ name: 'nonce', value: '(none)', note: 'no nonce yet: the server answers with one' })
+      const jwk = proofHeader.proof?.header.find((item) => item.name === 'jwk')
+      if (jwk && verdict.jkt) jwk.note = `public key only · thumbprint (jkt) …${verdict.jkt.slice(-6)}`
+    }
+
     const shownResponseHeaders: Shown[] = []
     for (const [name, value] of Object.entries(responseHeaders)) {
-      if (RESPONSE_HEADERS.includes(name.toLowerCase())) shownResponseHeaders.push({ name: titleCase(name.toLowerCase()), value: headerText(value) })
+      const lower = name.toLowerCase()
+      if (!RESPONSE_HEADERS.includes(lower)) continue
+      const note = lower === 'dpop-nonce' ? verdict?.responseNonce : lower === 'www-authenticate' && challenge ? 'a nonce challenge: retry once with a fresh proof carrying the new nonce (no refresh)' : undefined
+      shownResponseHeaders.push({ name: titleCase(lower), value: headerText(value), ...(note && { note }) })
     }
+    const issuedFields = tokenCall && responseBody && status === 200 ? shownFields(responseBody, ledger, refs) : undefined
+    const issuedAccess = issuedFields?.find((field) => field.name === 'access_token')
+    if (issuedAccess && verdict?.jkt && responseBody?.token_type === 'DPoP') issuedAccess.note = `${issuedAccess.note} · bound to key …${verdict.jkt.slice(-6)} (cnf.jkt)`
     context.log.add({
       tag,
       kind,
@@ -263,9 +345,10 @@ export function record(req: IncomingMessage, res: ServerResponse, path: string, 
       response: {
         status,
         headers: shownResponseHeaders,
-        ...(tokenCall && responseBody && status === 200 ? { body: shownFields(responseBody, ledger, refs) } : responseText ? { text: shortText(responseText) } : {}),
+        ...(issuedFields ? { body: issuedFields } : responseText ? { text: shortText(responseText) } : {}),
       },
       reuse,
+      ...(challenge && { challenge }),
     })
   }
   const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse
