@@ -76,7 +76,7 @@ export interface GrantContext {
  *   url: 'https://auth.example.com/token',
  *   async request(current, { fetch, signal, now }) {
  *     const response = await fetch('https://auth.example.com/token', { method: 'POST', signal })
- *     return parseTokenResponse(response, { now })
+ *     return readTokenResponse(response, { now })
  *   },
  * }
  * ```

@@ -5,6 +5,7 @@ import {
   createTokenAuth,
   isTokenError,
   refreshTokenGrant,
+  type AuthContext,
   type Grant,
   type SessionEvents,
   type TokenError,
@@ -19,6 +20,14 @@ describe('public types', () => {
   it('auth.hooks is a ky Hooks object that ky.create accepts', () => {
     expectTypeOf(auth.hooks).toMatchTypeOf<Hooks>()
     expect(ky.create({ hooks: auth.hooks })).toBeTypeOf('function')
+  })
+
+  it('AuthContext is usable as ky\'s context (an open record)', () => {
+    const context: AuthContext = { auth: false }
+    const api = ky.create({ hooks: auth.hooks })
+    expectTypeOf(api.get).toBeCallableWith('https://api.example.test/x', { context })
+    expectTypeOf<AuthContext>().toMatchTypeOf<Record<string, unknown>>()
+    expect(context.auth).toBe(false)
   })
 
   it('isTokenError narrows, and codes are a closed union', () => {
