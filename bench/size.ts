@@ -6,9 +6,9 @@ import { gzipSync } from 'node:zlib'
 export interface SizeRow { bundle: string; minified: number; gzip: number; budget?: number }
 
 const ENTRIES: { bundle: string; code: string; external?: string[]; budget?: number }[] = [
-  { bundle: 'ky-token-refresh: whole core entry (ky excluded)', code: `export * from 'ky-token-refresh'`, external: ['ky'], budget: 15_300 },
-  { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant (ky excluded)', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 14_850 },
-  { bundle: 'ky-token-refresh: createTokenAuth + clientCredentialsGrant (ky excluded)', code: `export { createTokenAuth, clientCredentialsGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 14_650 },
+  { bundle: 'ky-token-refresh: whole core entry (ky excluded)', code: `export * from 'ky-token-refresh'`, external: ['ky'], budget: 15_450 },
+  { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant (ky excluded)', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 14_950 },
+  { bundle: 'ky-token-refresh: createTokenAuth + clientCredentialsGrant (ky excluded)', code: `export { createTokenAuth, clientCredentialsGrant } from 'ky-token-refresh'`, external: ['ky'], budget: 14_750 },
   { bundle: 'ky-token-refresh: createTokenAuth + refreshTokenGrant + ky', code: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'; export { default } from 'ky'` },
   { bundle: 'ky-token-refresh/storage/memory', code: `export * from 'ky-token-refresh/storage/memory'`, budget: 850 },
   { bundle: 'ky-token-refresh/storage/indexeddb (idb-keyval excluded)', code: `export * from 'ky-token-refresh/storage/indexeddb'`, external: ['idb-keyval'], budget: 1_400 },

@@ -186,9 +186,14 @@ export function createSession(options: SessionOptions) {
   const fetcher: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
   const share = options.shareRefreshes ?? (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent !== 'Cloudflare-Workers'
   const refreshable = grant.refreshable !== false
-  if (grant.rotates && storage.flags.consistency === 'eventual' && !storage.withLock) {
+  if (grant.rotates && storage.flags.consistency === 'eventual' && !storage.withLock && !storage.claim) {
     throw new TypeError(
       `The "${storage.name}" storage is eventually consistent and cannot coordinate refresh-token rotation: two callers would spend the same refresh token and the server would revoke the session. Use a coordinating storage (e.g. durableObjectStorage()) for this grant.`,
+    )
+  }
+  if (grant.rotates && storage.flags.scope !== 'isolate' && !storage.withLock && !storage.claim) {
+    throw new TypeError(
+      `The "${storage.name}" storage is shared (scope "${storage.flags.scope}") but has neither withLock() nor claim(): two tabs or processes would spend the same refresh token and the server would revoke the session. Give the adapter a lock (see TokenStorage.withLock) for this grant.`,
     )
   }
   const slots = new Map<string, Slot>()
@@ -233,7 +238,7 @@ export function createSession(options: SessionOptions) {
   }
   const fresh = (tokens: TokenSet) =>
     tokens.expiresAt === undefined ||
-    now() < tokens.expiresAt - Math.min(refreshBefore, (tokens.expiresAt - (tokens.receivedAt ?? tokens.expiresAt)) / 2)
+    now() < tokens.expiresAt - Math.min(refreshBefore, Math.max(0, (tokens.expiresAt - (tokens.receivedAt ?? tokens.expiresAt)) / 2))
   const expired = (tokens: TokenSet) => tokens.expiresAt !== undefined && now() >= tokens.expiresAt
   const context = (signal: AbortSignal): GrantContext => ({ fetch: fetcher, signal, now })
   const loggedOut = (key: string) =>
@@ -639,9 +644,14 @@ export function createSession(options: SessionOptions) {
       let tokens: TokenSet
       if ('access_token' in input) tokens = toTokenSet(input, now())
       else {
-        const { accessToken, refreshToken, expiresAt } = input as Partial<TokenSet>
-        if (!isAccessToken(accessToken) || (refreshToken !== undefined && !isRefreshToken(refreshToken)) || (expiresAt !== undefined && !Number.isFinite(expiresAt))) {
-          throw new TypeError('setTokens() needs a token response ({ access_token, expires_in, … }) or a TokenSet with a valid accessToken (RFC 6750 token characters) and, if any, a printable refreshToken.')
+        const { accessToken, refreshToken, expiresAt, receivedAt } = input as Partial<TokenSet>
+        if (
+          !isAccessToken(accessToken) ||
+          (refreshToken !== undefined && !isRefreshToken(refreshToken)) ||
+          (expiresAt !== undefined && !Number.isFinite(expiresAt)) ||
+          (receivedAt !== undefined && !Number.isFinite(receivedAt))
+        ) {
+          throw new TypeError('setTokens() needs a token response ({ access_token, expires_in, … }) or a TokenSet with a valid accessToken (RFC 6750 token characters), if any a printable refreshToken, and epoch-ms numbers for expiresAt and receivedAt.')
         }
         tokens = { ...(input as TokenSet), receivedAt: (input as TokenSet).receivedAt ?? now() }
       }
@@ -711,7 +721,8 @@ export function createSession(options: SessionOptions) {
       if (disposed) return
       disposed = true
       unwatch?.()
-      for (const slot of slots.values()) close(slot, 'disposed')
+      // Refreshes in flight finish and commit: the server may already have rotated, and a refresh
+      // token lost to a shutdown would end the session everywhere. Nothing new starts.
       slots.clear()
       lastUsed = undefined
       listeners.clear()

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { inspect } from 'node:util'
 import ky, { HTTPError } from 'ky'
 import { describe, expect, it } from 'vitest'
-import { clientCredentialsGrant, createTokenAuth, staticToken } from '../src/index.ts'
+import { clientCredentialsGrant, createTokenAuth, refreshTokenGrant, staticToken } from '../src/index.ts'
 import { MODES, client, fixture, rejection, wire } from './helpers.ts'
 
 /** Every string reachable from `root`: own properties (enumerable or not), cause chains, Headers, Request/Response. */
@@ -206,3 +206,47 @@ describe('16. every method ky supports gets the same treatment (Node)', () => {
   })
 
 })
+
+describe('adversarial review, Node (each broke a guarantee before its fix)', () => {
+  it('an error a user\'s beforeRetry hook wraps carries no token (ky skips beforeError for it)', async () => {
+    const { server, auth, api } = await client('stemp', { kyOptions: { retry: { limit: 1, statusCodes: [503], delay: () => 0 } } })
+    await auth.setTokens(server.signIn() as any)
+    const token = await auth.getAccessToken()
+    server.fault('api', { kind: 'status', status: 503 })
+    const wrapped = api.extend({ hooks: { beforeRetry: [({ error }) => { throw new Error('giving up', { cause: error }) }] } })
+    const error = await rejection(wrapped.get('passes'))
+    expect(error.message).toBe('giving up')
+    expect(logged(error)).not.toContain(token)
+  })
+
+  for (const mode of MODES) {
+    it(`(auth.${mode}) a redirect off the allow-list and back: the token is not sent, and the final 401 refreshes nothing`, async () => {
+      const server = await fixture('stemp')
+      const seen: (string | undefined)[] = []
+      let evil = ''
+      const allowed = createServer((req, res) => {
+        seen.push(req.headers.authorization)
+        req.resume()
+        if (req.url === '/start') return void res.writeHead(302, { location: `${evil}/bounce` }).end()
+        res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end()
+      })
+      await new Promise<void>((resolve) => allowed.listen(0, '127.0.0.1', resolve))
+      const allowedOrigin = `http://127.0.0.1:${(allowed.address() as AddressInfo).port}`
+      const bouncer = await redirector(`${allowedOrigin}/protected`, 302)
+      evil = bouncer.origin
+      try {
+        const auth = createTokenAuth({ grant: refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json' }), origins: [server.origin, allowedOrigin] })
+        await auth.setTokens(server.signIn() as any)
+        const api = wire(auth, mode, { retry: 0 })
+        await rejection(api.get(`${allowedOrigin}/start`))
+        expect(seen[0]).toMatch(/^Bearer /) // sent to the allowed origin first
+        expect(seen.slice(1)).toEqual([undefined]) // after the detour, never again
+        expect(server.counts.token).toBe(0)
+      } finally {
+        await bouncer.close()
+        await new Promise<void>((resolve) => (allowed.closeAllConnections(), allowed.close(() => resolve())))
+      }
+    })
+  }
+})
+

@@ -362,3 +362,35 @@ describe('after the server ended a session, its later callers get the same answe
     expect(server.counts.token).toBe(1)
   })
 })
+
+describe('adversarial review (each broke a guarantee before its fix)', () => {
+  it('dispose() while a refresh is at the token endpoint: the refresh still commits, the session survives', async () => {
+    const { server, auth, storage, clock } = await client('stemp', { fixture: { tokenDelay: 200 } })
+    await auth.setTokens(server.signIn() as any)
+    const pending = auth.getAccessToken({ forceRefresh: true })
+    await wait(50)
+    auth.dispose()
+    expect(typeof (await pending)).toBe('string') // the caller that was waiting gets the new token
+    const next = createTokenAuth({ grant: refreshTokenGrant({ url: server.url('/api/v1/apps/oauth2/refresh'), body: 'json' }), storage, now: clock.now })
+    expect(typeof (await next.getAccessToken({ forceRefresh: true }))).toBe('string')
+    expect(server.counts).toMatchObject({ token: 2, reuse: 0 })
+  })
+
+  it('setTokens(TokenSet) refuses a receivedAt that is not a number; one later than expiresAt is simply expired', async () => {
+    const { server, auth, clock } = await client('stemp')
+    const body = server.signIn() as any
+    const now = clock.now()
+    for (const receivedAt of [Number.NaN, 'yesterday']) {
+      await expect(auth.setTokens({ accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: now + 60_000, receivedAt } as any)).rejects.toThrow(TypeError)
+    }
+    await auth.setTokens({ accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: now + 60_000, receivedAt: now + 10 * 3_600_000 })
+    clock.advance(2 * 3_600_000)
+    expect(await auth.getAccessToken()).not.toBe(body.access_token) // expired: refreshed, not handed out
+  })
+
+  it('a shared storage that can neither lock nor claim is refused for a rotating grant', () => {
+    const base = memoryStorage()
+    const shared: TokenStorage = { name: 'naive', flags: { scope: 'global', consistency: 'strong' }, get: base.get, set: base.set, delete: base.delete }
+    expect(() => createTokenAuth({ grant: refreshTokenGrant({ url: 'https://auth.example.test/token', body: 'json' }), storage: shared })).toThrow(/neither withLock\(\) nor claim\(\)/)
+  })
+})

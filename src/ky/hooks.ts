@@ -147,7 +147,10 @@ export function createHooks(session: Session, config: HookConfig): AuthKy {
     return entries
   }
   // A 401 is ours to fix only when it came from an allow-listed origin (not a redirect target).
-  const fromAllowed = (response: Response, request: Request) => allowed(response.url || request.url)
+  // Requests whose credentials the redirect guard withheld on the way (a hop left the allow-list):
+  // whatever answers at the end, even an allowed origin, did not see our token.
+  const withheldOnTheWay = new WeakSet<Request>()
+  const fromAllowed = (response: Response, request: Request) => !withheldOnTheWay.has(request) && allowed(response.url || request.url)
   const carriesCredentials = (request: Request) => {
     for (const name of strip) if (request.headers.has(name)) return true
     return false
@@ -261,6 +264,7 @@ export function createHooks(session: Session, config: HookConfig): AuthKy {
     observe?.(response, request)
     let current = request
     let body = spare
+    let stripped = false
     for (let hops = 0; REDIRECTS.has(response.status) && response.headers.has('location'); hops++) {
       if (hops === MAX_REDIRECTS) throw new TypeError(`More than ${MAX_REDIRECTS} redirects from ${describe(request)}.`)
       const target = new URL(response.headers.get('location')!, current.url)
@@ -268,7 +272,10 @@ export function createHooks(session: Session, config: HookConfig): AuthKy {
       const toGet = response.status === 303 ? current.method !== 'HEAD' : (response.status === 301 || response.status === 302) && current.method === 'POST'
       const next = new Headers(current.headers)
       const stays = allowed(target.href)
-      if (!stays) for (const name of strip) next.delete(name)
+      if (!stays) {
+        for (const name of strip) next.delete(name)
+        stripped = true
+      }
       if (toGet) for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']) next.delete(name)
       const replay = toGet ? undefined : body
       body = replay?.body ? replay.clone() : undefined
@@ -285,6 +292,7 @@ export function createHooks(session: Session, config: HookConfig): AuthKy {
       response = await base(current, { ...init, redirect: 'manual' })
       observe?.(response, current)
     }
+    if (stripped) withheldOnTheWay.add(request)
     return response
   }
   const guards = new WeakMap<object, Fetch>()
@@ -325,11 +333,22 @@ export function createHooks(session: Session, config: HookConfig): AuthKy {
       retry.delay = (attempt) => (record.next !== undefined || record.reproof ? 0 : delay(attempt - record.retries - record.nonceRetries))
       retry.shouldRetry = async (state) => {
         const { error, retryCount } = state
+        // A user's beforeRetry hook may throw an error that wraps this one, and ky hands such an error
+        // to the caller without beforeError: the request it carries is finished (a retry sends a
+        // copy), so our credentials on it are blanked before any hook can see it.
+        const blank = () => {
+          const { request } = error as { request?: unknown }
+          if (request instanceof Request) redact(error, request, record.sent, tokenHeader, prefix, extraNames, false)
+        }
         if (isHTTPError(error) && fromAllowed(error.response, error.request)) {
           const verdict = await judge(record, error.response, error.request, error.data, false)
-          if (verdict === 'nonce') return reproof(record)
-          if (verdict === 'refresh') return renew(record, error.request.signal)
+          if (verdict === 'nonce' || verdict === 'refresh') {
+            const replay = await (verdict === 'nonce' ? reproof(record) : renew(record, error.request.signal))
+            blank()
+            return replay
+          }
         }
+        blank()
         if (ownMethod || retryCount - record.retries - record.nonceRetries > limit) return false
         return shouldRetry?.(state)
       }
@@ -470,7 +489,7 @@ function describe(request: Request): string {
  * its value does not; the other credential headers (extra headers, the `DPoP` proof) become
  * `[redacted]`.
  */
-function redact(error: unknown, current: Request, tokens: readonly string[], tokenHeader: string, prefix: string, names: readonly string[]): void {
+function redact(error: unknown, current: Request, tokens: readonly string[], tokenHeader: string, prefix: string, names: readonly string[], bodiless = true): void {
   const requests = new Set<Request>([current])
   for (let link = error as { request?: unknown; cause?: unknown } | undefined, depth = 0; link && typeof link === 'object' && depth < 8; link = link.cause as typeof link, depth++) {
     if (link.request instanceof Request) requests.add(link.request)
@@ -479,7 +498,7 @@ function redact(error: unknown, current: Request, tokens: readonly string[], tok
     // ky has read the body into `data` (scrubbed above); keep status, headers and url only, since
     // some runtimes keep the raw bytes of a read body reachable from the Response.
     const { response } = link as { response?: unknown }
-    if (response instanceof Response && Object.getOwnPropertyDescriptor(link, 'response')?.writable) {
+    if (bodiless && response instanceof Response && Object.getOwnPropertyDescriptor(link, 'response')?.writable) {
       const copy = withoutBody(response)
       if (copy) (link as { response?: Response }).response = copy
     }

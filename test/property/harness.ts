@@ -111,7 +111,8 @@ export async function runScenario(scenario: Scenario, { verbose = false, sabotag
     const engines: { auth: TokenAuth; api: KyInstance }[] = []
     for (let i = 0; i < scenario.engines; i++) {
       const view = storage.view(i)
-      if (sabotage === 'no-lock') delete view.withLock
+      // (claiming "isolate" scope, or createTokenAuth refuses a shared storage that cannot lock)
+      if (sabotage === 'no-lock') Object.assign(view, { withLock: undefined, flags: { ...view.flags, scope: 'isolate' } })
       const auth = createTokenAuth({
         grant: refreshTokenGrant({ url: TOKEN_URL, body: 'json', revocationUrl: REVOKE_URL }),
         storage: view,
