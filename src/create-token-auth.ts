@@ -126,8 +126,9 @@ export interface TokenAuth {
   /** Listen to an event; returns a function that removes the listener. */
   on<E extends keyof TokenAuthEvents>(type: E, listener: (event: TokenAuthEvents[E]) => void): () => void
   /**
-   * Release this instance: stop watching storage, cancel refreshes in flight (their results are
-   * discarded) and drop every in-memory token set. Stored tokens stay. Later calls fail with
+   * Release this instance: stop watching storage and drop every in-memory token set. A refresh
+   * already at the token endpoint finishes and is saved (the server may have rotated: losing the
+   * new refresh token would end the session everywhere). Stored tokens stay. Later calls fail with
    * `ERR_DISPOSED`. Also available as `using auth = createTokenAuth(…)` (`Symbol.dispose`).
    */
   dispose(): void

@@ -716,7 +716,7 @@ export function createSession(options: SessionOptions) {
       return () => set.delete(listener)
     },
 
-    /** Stop listening to storage, cancel refreshes in flight, drop every slot. Idempotent. */
+    /** Stop listening to storage and drop every slot; refreshes in flight finish and commit. Idempotent. */
     dispose(): void {
       if (disposed) return
       disposed = true
