@@ -120,10 +120,10 @@ export interface Slot {
   flight: { sid: string | undefined; promise: Promise<StoredTokens> } | undefined
   /** Token-endpoint calls in flight; logout aborts them. */
   calls: Set<AbortController>
-  /** Bumped by logout, setTokens and dispose: work begun under an older epoch hands out and stores nothing. */
+  /** Bumped by logout and setTokens: work begun under an older epoch hands out and stores nothing. */
   epoch: number
   /** What bumped the epoch last: a logout removes a refresh that committed after it; a new sign-in overwrites it. */
-  closedBy?: 'logout' | 'replaced' | 'disposed'
+  closedBy?: 'logout' | 'replaced'
   /** Tokens the server issued that storage failed to save, with the revision they replace. */
   unsaved: { base: string | undefined; tokens: StoredTokens } | undefined
   /** When `tokens` was last read from or written to storage (epoch ms): the cache TTL counts from it. */
@@ -307,9 +307,7 @@ export function createSession(options: SessionOptions) {
       const { epoch, seen } = slot
       const read0 = await read(slot.key)
       if (slot.epoch !== epoch) throw loggedOut(slot.key)
-      // Tokens a failed write left only in memory are newer than what storage holds: keep them.
-      const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
-      if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
+      const stored = await usable(slot, read0)
       if (!stored && slot.seen === seen) forget(slot)
       return stored && remember(slot, stored, 'adopt', seen)
     })()
@@ -372,6 +370,15 @@ export function createSession(options: SessionOptions) {
     }
     emit('tokens', { key: slot.key, cause: 'session-ended' })
     emit('sessionEnded', { key: slot.key, error })
+  }
+  /**
+   * What storage returned, as the engine may use it: tokens a failed write left only in memory are
+   * newer than what storage holds (use them); a set the server declared dead is refused (again).
+   */
+  const usable = async (slot: Slot, read0: StoredTokens | undefined): Promise<StoredTokens | undefined> => {
+    const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
+    if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
+    return stored
   }
   const buryAgain = async (slot: Slot, stored: StoredTokens): Promise<TokenError> => {
     const dead = slot.dead!
@@ -451,9 +458,7 @@ export function createSession(options: SessionOptions) {
     return hold(slot, stale, async (held) => {
       const { read0 } = held
       fenced()
-      // Tokens a failed write left only in memory are newer than what storage holds: use them.
-      const stored = slot.unsaved && read0?.rev === slot.unsaved.base ? slot.unsaved.tokens : read0
-      if (stored && isDead(slot, stored)) throw await buryAgain(slot, stored)
+      const stored = await usable(slot, read0)
       // Someone else's session now (logout + sign-in elsewhere): not ours to refresh.
       if (stored && fence.had && stored.sid !== fence.sid) return stored
       // Nothing stored any more: the session this call started in ended (the server said so) or was logged out.
