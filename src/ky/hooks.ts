@@ -24,7 +24,7 @@
 import ky, { isHTTPError, type BeforeErrorHook, type BeforeRequestHook, type BeforeRetryHook, type Hooks, type KyInstance, type KyResponse, type Options, type ShouldRetryState } from 'ky'
 import { TokenError, withoutBody } from '../errors.js'
 import type { SenderConstraint } from '../grants/sender.js'
-import { describeURL } from '../grants/token-response.js'
+import { describeURL, scrub } from '../grants/token-response.js'
 import type { Session, Ticket } from '../session.js'
 import type { OriginMatcher } from '../utils/origin.js'
 
@@ -478,8 +478,7 @@ function hidesRedirects(): boolean {
 }
 
 function describe(request: Request): string {
-  const url = new URL(request.url)
-  return `${request.method} ${url.origin}${url.pathname}`
+  return `${request.method} ${describeURL(request.url)}`
 }
 
 /**
@@ -512,11 +511,9 @@ function redact(error: unknown, current: Request, tokens: readonly string[], tok
   }
 }
 
+// The token endpoint's scrubber (every encoding of every value), applied to each string of a body.
 function scrubDeep(value: unknown, tokens: readonly string[], depth = 0): unknown {
-  if (typeof value === 'string') {
-    for (const token of tokens) if (token) value = (value as string).split(token).join(REDACTED)
-    return value
-  }
+  if (typeof value === 'string') return scrub(value, tokens)
   if (typeof value !== 'object' || value === null || depth > 8) return value
   if (Array.isArray(value)) return value.map((item) => scrubDeep(item, tokens, depth + 1))
   return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, scrubDeep(item, tokens, depth + 1)]))
