@@ -72,8 +72,10 @@ export interface SessionOptions {
   /**
    * Let concurrent callers in this isolate await one shared refresh promise. Default `true`,
    * except on Cloudflare Workers, where a promise created while serving one request must not be
-   * awaited by another: there each caller takes the storage lock in turn, and every caller after
-   * the first adopts the tokens the first one stored (still one token-endpoint call).
+   * awaited by another: there each caller goes to storage itself (a claim, or the lock in turn),
+   * and every caller after the first adopts the tokens the first one stored (still one
+   * token-endpoint call). Callers that find nothing in memory share one storage read only when
+   * this is `true`.
    */
   shareRefreshes?: boolean
 }

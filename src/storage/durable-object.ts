@@ -173,10 +173,11 @@ export interface DurableObjectStorageOptions {
 
 /**
  * Token storage backed by the {@link TokenCoordinator} Durable Object. Scope: global (every
- * isolate, every location); consistency: strong. Supports compare-and-set and a lease lock, so
- * rotating refresh tokens are safe across isolates. On Workers the engine does not share one
- * refresh promise between requests (a Workers rule); callers take the lease in turn and every
- * caller after the first adopts the stored tokens: still one token-endpoint call per expiry.
+ * isolate, every location); consistency: strong. Supports compare-and-set, a lease lock and a
+ * claim, so rotating refresh tokens are safe across isolates. On Workers the engine does not share
+ * one refresh promise between requests (a Workers rule): each caller claims once, the first is
+ * granted the refresh and the coordinator holds the others until it commits, then hands them the
+ * new tokens. One token-endpoint call per expiry, about one Durable Object round trip per caller.
  *
  * @example
  * ```ts
