@@ -51,6 +51,21 @@ function logged(error: unknown): string {
   ]
   return forms.join('\n')
 }
+/** Calls every function that is an own property of `target` with a few guesses, and returns every string reachable from what comes back. */
+async function probeFunctions(target: object): Promise<string[]> {
+  const guesses = [undefined, Symbol(), Symbol('ky-token-refresh'), 'ky-token-refresh', {}, 0, null]
+  const found: string[] = []
+  for (const key of Reflect.ownKeys(target)) {
+    const fn = (target as Record<PropertyKey, unknown>)[key]
+    if (typeof fn !== 'function') continue
+    for (const guess of guesses) {
+      try {
+        found.push(...reachableStrings(await fn.call(target, guess)))
+      } catch {}
+    }
+  }
+  return found
+}
 function structuredCloneSafe(value: unknown) {
   try {
     const clone = structuredClone(value) as Error
@@ -108,6 +123,20 @@ for (const mode of MODES) {
         if (status === 500) expect(error).toBeInstanceOf(HTTPError)
       })
     }
+
+    it('a careless user calling every function on error.options.retry, with any argument, gets no token', async () => {
+      const { server, auth, api } = await client('stemp', { mode, kyOptions: { retry: 0 } })
+      const signIn = server.signIn() as any
+      await auth.setTokens(signIn)
+      server.fault('api', { kind: 'status', status: 500, body: '{"error":"nope"}' })
+      const error = (await rejection(api.get('passes'))) as unknown as { options: { retry: object } }
+      const text = (await probeFunctions(error.options.retry)).join('\n')
+      expect(text).not.toContain(signIn.access_token)
+      expect(text).not.toContain(signIn.refresh_token)
+      // The probe finds a record handed out by a closure that does not check its caller.
+      const naive = { [Symbol('ky-token-refresh')]: () => ({ sent: [signIn.access_token] }) }
+      expect((await probeFunctions(naive)).join('\n')).toContain(signIn.access_token)
+    })
 
     it('ERR_STATIC_TOKEN_REJECTED and a network error hold no static token', async () => {
       const server = await fixture('stemp')
