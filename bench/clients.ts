@@ -37,6 +37,21 @@ export function bareKy(): Client {
   return { name: 'ky', setup: 'ky.create with a fixed header', get: () => api.get('items').json() }
 }
 
+/**
+ * A control, not a client: ky with the same hook slots we fill (beforeRequest setting the header,
+ * beforeRetry and beforeError doing nothing) and a pass-through `fetch`. What any hook-based
+ * library pays in ky before its hooks do any work.
+ */
+export function kyHookFloor(): Client {
+  const value = `Bearer ${world.validToken}`
+  const api = ky.create({
+    baseUrl: BASE_URL,
+    fetch: (input, init) => globalThis.fetch(input, init),
+    hooks: { beforeRequest: [({ request }) => void request.headers.set('authorization', value)], beforeRetry: [() => {}], beforeError: [({ error }) => error] },
+  })
+  return { name: 'ky + 3 empty hooks (control)', setup: 'the hook slots we use, doing nothing but set the header, + a pass-through fetch', get: () => api.get('items').json() }
+}
+
 /** Ours through `auth.extend(api)`: the hooks settled per instance (no `init` hook). */
 export async function kyTokenRefreshExtend(): Promise<Client> {
   const auth = createTokenAuth({ grant: refreshTokenGrant({ url: TOKEN_URL, body: 'json' }), storage: memoryStorage() })
