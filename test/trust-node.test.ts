@@ -160,6 +160,42 @@ for (const mode of MODES) {
     })
   })
 
+  describe(`6. per-request state stays with its request (auth.${mode})`, () => {
+    it('one retry object shared by concurrent requests of two users: each 401 is renewed and replayed with its own user\'s token', async () => {
+      const shared = { limit: 2, methods: ['get'] }
+      const sent: { who: string; family: string }[] = []
+      const familyOf = (authorization: string | null) => JSON.parse(Buffer.from((authorization ?? '').split('.')[1] ?? '', 'base64url').toString() || '{}').sub as string | undefined
+      const { server, auth, api } = await client('stemp', {
+        mode,
+        kyOptions: {
+          retry: shared,
+          fetch: (input, init) => {
+            const request = input as Request
+            sent.push({ who: new URL(request.url).pathname.split('/').at(-2)!, family: familyOf(request.headers.get('authorization'))! })
+            return fetch(input, init)
+          },
+        },
+      })
+      const alice = server.signIn() as any
+      const bob = server.signIn() as any
+      await auth.setTokens(alice, { key: 'alice' })
+      await auth.setTokens(bob, { key: 'bob' })
+      const family: Record<string, string | undefined> = { alice: familyOf(`Bearer ${alice.access_token}`), bob: familyOf(`Bearer ${bob.access_token}`) }
+      expect(family.alice).toBeTruthy()
+      expect(family.alice).not.toBe(family.bob)
+      server.expireAccessTokens()
+      const who = Array.from({ length: 20 }, (_, i) => (i % 2 ? 'alice' : 'bob'))
+      const results = await Promise.all(who.map((name) => api.get(`${name}/passes`, { context: { authKey: name } }).json<{ ok: boolean }>()))
+      expect(results.every((result) => result.ok)).toBe(true)
+      expect(server.counts.unauthorized).toBe(20)
+      expect(sent).toHaveLength(40) // 20 × (401, replay)
+      for (const request of sent) expect(request.family).toBe(family[request.who])
+      expect(server.counts.token).toBe(2) // one refresh per user
+      expect(server.counts.reuse).toBe(0)
+      expect(shared).toEqual({ limit: 2, methods: ['get'] }) // the caller's object is never written to
+    })
+  })
+
   describe(`4. extra headers and the token stay on their origins across redirects (auth.${mode})`, () => {
     // DokStamp: client credentials, X-Tenant on every call. `hop` is on the allow-list and redirects.
     async function dokstamp(hopTarget: (api: string) => string, status: number) {
