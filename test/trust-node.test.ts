@@ -138,6 +138,50 @@ for (const mode of MODES) {
       expect((await probeFunctions(naive)).join('\n')).toContain(signIn.access_token)
     })
 
+    it('two auth instances on one ky instance: an error holds neither token, and each redacts its own (found by review)', async () => {
+      const { origin, close } = await recorder(401)
+      const user = 'userTokenAAAAAAAAAAAAAAAAAAAA'
+      const service = 'serviceKeyBBBBBBBBBBBBBBBBBBB'
+      const a = createTokenAuth({ grant: staticToken(user), origins: [origin] })
+      const b = createTokenAuth({ grant: staticToken(service), origins: [origin], header: 'X-Api-Key' })
+      const api = mode === 'extend'
+        ? a.extend(b.extend(ky.create({ baseUrl: origin, retry: 0 })))
+        : ky.create({ baseUrl: origin, retry: 0, hooks: { init: [...a.hooks.init!, ...b.hooks.init!], beforeRequest: [...b.hooks.beforeRequest!, ...a.hooks.beforeRequest!], beforeRetry: [...b.hooks.beforeRetry!, ...a.hooks.beforeRetry!], beforeError: [...b.hooks.beforeError!, ...a.hooks.beforeError!] } })
+      const error = await rejection(api.get('x'))
+      await close()
+      const text = logged(error)
+      expect(text).not.toContain(user)
+      expect(text).not.toContain(service)
+    })
+
+    it('a user hook that wraps and logs every function on options.retry logs no token (found by review)', async () => {
+      const { server, auth } = await client('stemp', { mode })
+      const out: unknown[] = []
+      const tracer = ({ options }: { options: { retry: unknown } }) => {
+        const retry = options.retry as Record<PropertyKey, unknown>
+        for (const key of Reflect.ownKeys(retry)) {
+          const fn = retry[key]
+          if (typeof fn === 'function') retry[key] = (...args: unknown[]) => {
+            const result = fn.apply(retry, args)
+            out.push(args, result)
+            return result
+          }
+        }
+      }
+      const base = ky.create({ baseUrl: server.url('/api/v1/') })
+      const api = mode === 'extend'
+        ? auth.extend(base).extend({ hooks: { beforeRequest: [tracer as never] } })
+        : base.extend({ hooks: { ...auth.hooks, beforeRequest: [...auth.hooks.beforeRequest!, tracer as never] } })
+      const signIn = server.signIn() as any
+      await auth.setTokens(signIn)
+      server.expireAccessTokens()
+      expect(await api.get('passes').json()).toMatchObject({ ok: true }) // 401, one refresh, one replay
+      expect(server.counts.token).toBe(1)
+      const renewed = (await auth.storage.get('default'))!
+      const text = inspect(await Promise.all(out.map((value) => Promise.resolve(value).catch(() => undefined))), { depth: Infinity, showHidden: true })
+      for (const secret of [signIn.access_token, signIn.refresh_token, renewed.accessToken, renewed.refreshToken]) expect(text).not.toContain(secret)
+    })
+
     it('ERR_STATIC_TOKEN_REJECTED and a network error hold no static token', async () => {
       const server = await fixture('stemp')
       const token = 'sk_live_notknowntotheserver0123'

@@ -32,13 +32,8 @@ const REDACTED = '[redacted]'
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const MAX_REDIRECTS = 20
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
-const OWN = Symbol()
-const RECORD = Symbol('ky-token-refresh')
-
-/** ky's per-request retry object, carrying our record for whoever holds {@link OWN}. */
-interface Carrier {
-  [RECORD]: (key: unknown) => Attached | undefined
-}
+/** ky's per-request retry object, carrying a closure that hands our record over (see `recordOf`). */
+type Carrier = Record<symbol, (() => void) | undefined>
 
 /** What we know about one request we authenticated, keyed by ky's per-request retry object. */
 interface Attached {
@@ -123,11 +118,23 @@ export interface AuthKy {
 /** @internal Build the ky hooks for a session. */
 export function createHooks(session: Session, config: HookConfig): AuthKy {
   const { allowed, sender, shouldRefresh } = config
-  // The record of a request rides on ky's per-request retry object as a closure that hands it out
-  // only to a caller holding OWN (module-private): ky shows that object to every hook and puts it
-  // on errors (`error.options.retry`), and a closure's variables cannot be reached from outside.
+  // The record of a request rides on ky's per-request retry object as a closure: ky shows that
+  // object to every hook and puts it on errors (`error.options.retry`), and a closure's variables
+  // cannot be reached from outside. The closure returns nothing: it drops the record into `handoff`,
+  // which only this hook set reads, so whoever calls it (a user's tracing wrapper) learns nothing.
+  // The key is this hook set's own: two auth instances on one ky instance never read each other's.
   // (A WeakMap keyed by the object did the same at ~0.8 µs per request, a sixth of our hot path.)
-  const recordOf = (options: { retry?: unknown }): Attached | undefined => (options.retry as Partial<Carrier> | undefined)?.[RECORD]?.(OWN)
+  const RECORD = Symbol('ky-token-refresh')
+  let handoff: Attached | undefined
+  const recordOf = (options: { retry?: unknown }): Attached | undefined => {
+    const give = (options.retry as Carrier | undefined)?.[RECORD]
+    if (typeof give !== 'function') return undefined
+    handoff = undefined
+    give()
+    const record = handoff
+    handoff = undefined
+    return record
+  }
   // The header that carries the token and what precedes it: `Authorization: Bearer …` by
   // default, `Authorization: DPoP …` with DPoP, `X-Api-Key: …` or `Authorization: Token …` as configured.
   const tokenHeader = sender ? 'authorization' : config.header
@@ -329,7 +336,7 @@ export function createHooks(session: Session, config: HookConfig): AuthKy {
       stream: typeof ReadableStream !== 'undefined' && options.body instanceof ReadableStream,
     }
     const retry = options.retry as unknown as NormalizedRetry & Carrier
-    retry[RECORD] = (key) => (key === OWN ? record : undefined)
+    retry[RECORD] = () => void (handoff = record)
     // ky replays bodies only when retry.limit > 0, and asks shouldRetry only for the methods it
     // retries. Keep the caller's policy (as ky normalised it for this request, defaults included)
     // for everything but the auth retry (and a sender's nonce retry), which get extra attempts for
