@@ -26,21 +26,29 @@ const ENTRIES: { bundle: string; code: string; external?: string[]; budget?: num
   { bundle: 'axios + axios-jwt', code: `export { default as axios } from 'axios'; export * from 'axios-jwt'` },
 ]
 
+const TYPICAL = `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`
+
+/** `code` bundled, minified, ESM for browsers: the same flags for every row, ours and the peers'. */
+function bundle(code: string, external: string[] = []) {
+  return build({
+    stdin: { contents: code, resolveDir: process.cwd(), loader: 'js' },
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    external,
+    logLevel: 'silent',
+    metafile: true,
+    define: { 'process.env.NODE_ENV': '"production"' },
+  })
+}
+
 export async function sizes(filter?: (bundle: string) => boolean): Promise<SizeRow[]> {
   const rows: SizeRow[] = []
   for (const entry of ENTRIES.filter((item) => !filter || filter(item.bundle))) {
-    const result = await build({
-      stdin: { contents: entry.code, resolveDir: process.cwd(), loader: 'js' },
-      bundle: true,
-      minify: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      write: false,
-      external: entry.external ?? [],
-      logLevel: 'silent',
-      define: { 'process.env.NODE_ENV': '"production"' },
-    })
+    const result = await bundle(entry.code, entry.external)
     const code = result.outputFiles[0]!.contents
     rows.push({ bundle: entry.bundle, minified: code.byteLength, gzip: gzipSync(code, { level: 9 }).byteLength, ...(entry.budget !== undefined && { budget: entry.budget }) })
   }
@@ -49,10 +57,7 @@ export async function sizes(filter?: (bundle: string) => boolean): Promise<SizeR
 
 /** Where the bytes of the typical bundle (createTokenAuth + refreshTokenGrant, ky excluded) go. */
 export async function breakdown(): Promise<{ file: string; minified: number }[]> {
-  const result = await build({
-    stdin: { contents: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, resolveDir: process.cwd(), loader: 'js' },
-    bundle: true, minify: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, external: ['ky'], logLevel: 'silent', metafile: true,
-  })
+  const result = await bundle(TYPICAL, ['ky'])
   const output = Object.values(result.metafile!.outputs)[0]!
   return Object.entries(output.inputs)
     .map(([file, info]) => ({ file: file.replace(/^.*node_modules\//, '').replace(/^dist\//, 'src/').replace(/\.js$/, '.ts'), minified: info.bytesInOutput }))
@@ -67,11 +72,7 @@ export async function breakdown(): Promise<{ file: string; minified: number }[]>
  */
 export async function anatomy(): Promise<{ gzip: number; withoutMessages: number; literals: number }> {
   const { parseSync } = await import('rolldown/utils') // vite's parser (oxc), already installed
-  const result = await build({
-    stdin: { contents: `export { createTokenAuth, refreshTokenGrant } from 'ky-token-refresh'`, resolveDir: process.cwd(), loader: 'js' },
-    bundle: true, minify: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, external: ['ky'], logLevel: 'silent',
-  })
-  const code = result.outputFiles[0]!.text
+  const code = (await bundle(TYPICAL, ['ky'])).outputFiles[0]!.text
   const spans: [number, number][] = []
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(visit)
