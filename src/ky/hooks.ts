@@ -8,8 +8,9 @@
  * nothing until a request actually fails.
  *
  * Where the token must not go:
- * - Per-request state is held by a closure on ky's per-request retry object that answers only
- *   this module, so nothing ky puts on an error (`error.options`) leads to a token.
+ * - Per-request state is held by a closure on ky's per-request retry object that returns nothing
+ *   and hands the record only to this auth instance's hooks, so nothing ky puts on an error
+ *   (`error.options`) leads to a token.
  * - Every error leaving ky for a request we authenticated has `Authorization` and the configured
  *   headers redacted on the requests it carries (`error.request`, `cause`), and token echoes
  *   scrubbed from `error.data`.
@@ -35,7 +36,7 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304])
 /** ky's per-request retry object, carrying a closure that hands our record over (see `recordOf`). */
 type Carrier = Record<symbol, (() => void) | undefined>
 
-/** What we know about one request we authenticated, keyed by ky's per-request retry object. */
+/** What we know about one request we authenticated, held on ky's per-request retry object (see `recordOf`). */
 interface Attached {
   key: string
   /** The token this request carries, with the session it belongs to. */
